@@ -1,0 +1,1 @@
+"""bags sub-package."""

@@ -1,0 +1,1 @@
+"""kitti sub-package."""

@@ -1,0 +1,1 @@
+"""geometry sub-package."""
