@@ -1,4 +1,4 @@
-"""Strict YAML → frozen dataclass loading: unknown keys and wrong types are errors naming the key."""
+"""Strict YAML → frozen dataclass loading; unknown keys and wrong types name the key."""
 
 from __future__ import annotations
 
@@ -98,7 +98,8 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{key}: expected {len(args)} items, got {len(value)}")
-            items = [_coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value))]
+            pairs = enumerate(zip(args, value, strict=True))
+            items = [_coerce(a, v, f"{key}[{i}]") for i, (a, v) in pairs]
         else:
             inner = args[0] if args else Any
             items = [_coerce(inner, v, f"{key}[{i}]") for i, v in enumerate(value)]
