@@ -41,3 +41,11 @@ class DatasetError(MonotakdError):
 
 class BuildError(MonotakdError):
     """The environment lacks a tool needed to build interfaces (compiler, CMake)."""
+
+
+class GeometryError(MonotakdError):
+    """Boxes, poses or transforms have unusable shapes or values (names the argument)."""
+
+
+class EvaluationError(MonotakdError):
+    """Evaluation inputs are inconsistent (frame counts, missing scores, unknown classes)."""

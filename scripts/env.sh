@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Environment for running monotakd_ros from the pip-only venv on this machine.
+# Source it (`source scripts/env.sh`) or prefix a command (`scripts/env.sh monotakd-eval ...`).
+_MONOTAKD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export VIRTUAL_ENV="${MONOTAKD_VENV:-$_MONOTAKD_ROOT/.venv}"
+export PATH="$VIRTUAL_ENV/bin:$PATH"
+# DDS discovery must stay on loopback here (ROS_LOCALHOST_ONLY has no effect in Kilted).
+export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+# ament_index lookups (share dirs of the generated interfaces) search the venv prefix too.
+export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+if [[ "${BASH_SOURCE[0]}" == "$0" && $# -gt 0 ]]; then
+  exec "$@"
+fi

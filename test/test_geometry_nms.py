@@ -1,0 +1,70 @@
+"""Rotated NMS against a straightforward greedy reference loop."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from monotakd_ros.errors import GeometryError
+from monotakd_ros.geometry.iou import bev_iou_pairs
+from monotakd_ros.geometry.nms import rotated_nms, rotated_nms_numpy
+
+
+def reference_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float,
+                  max_keep: int | None = None) -> list[int]:
+    """Textbook greedy NMS: best first, keep a box unless a kept box overlaps it too much."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    kept: list[int] = []
+    for i in order:
+        if max_keep is not None and len(kept) == max_keep:
+            break
+        overlaps = [float(bev_iou_pairs(boxes[i:i + 1], boxes[k:k + 1])[0]) for k in kept]
+        if all(overlap <= threshold for overlap in overlaps):
+            kept.append(i)
+    return kept
+
+
+def clustered_boxes(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Boxes jittered around a few objects, as a detector's raw output looks."""
+    objects = np.column_stack([rng.uniform(0, 30, (6, 2)), rng.uniform(3, 4.5, 6),
+                               rng.uniform(1.5, 2, 6), rng.uniform(-math.pi, math.pi, 6)])
+    picks = objects[rng.integers(0, 6, count)]
+    return picks + np.column_stack([rng.normal(0, 0.6, (count, 2)), rng.normal(0, 0.2, (count, 2)),
+                                    rng.normal(0, 0.4, count)])
+
+
+def test_hand_case() -> None:
+    # B overlaps A with IoU 1/3 (unit squares offset by 0.5); C is far away.
+    boxes = torch.tensor([[0.5, 0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 1.0, 1.0, 0.0],
+                          [9.0, 9.0, 1.0, 1.0, 0.0]])
+    scores = torch.tensor([0.8, 0.9, 0.7])
+    assert rotated_nms(boxes, scores, 0.3).tolist() == [1, 2]
+    assert rotated_nms(boxes, scores, 0.5).tolist() == [1, 0, 2]
+    assert rotated_nms(boxes, scores, 0.5, max_keep=2).tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("threshold", [0.01, 0.1, 0.5, 0.7])
+def test_matches_reference_on_clustered_boxes(threshold: float) -> None:
+    rng = np.random.default_rng(int(threshold * 100))
+    boxes = clustered_boxes(rng, 120)
+    scores = np.round(rng.uniform(0, 1, 120), 1)  # many ties: lower index wins
+    expected = reference_nms(boxes, scores, threshold)
+    kept = rotated_nms(torch.from_numpy(boxes).float(), torch.from_numpy(scores).float(),
+                       threshold)
+    assert kept.dtype == torch.long and kept.device == torch.device("cpu")
+    assert kept.tolist() == expected
+    assert 6 <= len(expected) < 120  # suppression really happened
+    np.testing.assert_array_equal(rotated_nms_numpy(boxes, scores, threshold), expected)
+    assert rotated_nms_numpy(boxes, scores, threshold, max_keep=4).tolist() == expected[:4]
+
+
+def test_empty_and_bad_inputs() -> None:
+    assert rotated_nms(torch.zeros(0, 5), torch.zeros(0), 0.5).shape == (0,)
+    assert rotated_nms(torch.rand(3, 5), torch.rand(3), 0.5, max_keep=0).shape == (0,)
+    with pytest.raises(GeometryError, match=r"boxes_bev must have shape \(N, 5\), got \(3, 7\)"):
+        rotated_nms(torch.zeros(3, 7), torch.zeros(3), 0.5)
+    with pytest.raises(GeometryError, match=r"scores must have shape \(3,\), got \(4,\)"):
+        rotated_nms(torch.zeros(3, 5), torch.zeros(4), 0.5)
