@@ -1,0 +1,79 @@
+"""Supervised losses: GT anchor detection loss and optional LiDAR depth-bin supervision.
+
+Normalisation follows SECOND/OpenPCDet: per frame, each term is summed over anchors and divided
+by that frame's number of positive anchors (at least 1), then averaged over the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from monotakd_ros.distill.config import DetectionLossWeights
+from monotakd_ros.models.config import DepthBinsConfig
+from monotakd_ros.models.lifting import depth_bin_indices, pooled_lidar_depth_m
+from monotakd_ros.models.outputs import HeadOutput
+from monotakd_ros.models.target_assigner import AnchorTargets
+
+
+@dataclass
+class DetectionTerms:
+    """Unweighted detection loss terms (scalars)."""
+
+    cls: torch.Tensor
+    box: torch.Tensor
+    dir: torch.Tensor
+
+
+def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25,
+                       gamma: float = 2.0) -> torch.Tensor:
+    """Element-wise focal loss of sigmoid logits against {0, 1} targets."""
+    p = torch.sigmoid(logits)
+    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    p_t = p * targets + (1 - p) * (1 - targets)
+    alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+    return alpha_t * (1 - p_t) ** gamma * ce
+
+
+def residual_difference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(…, 7) residual error with the yaw entry replaced by sin(Δyaw) (a half-turn is free)."""
+    yaw = torch.sin(pred[..., 6:7] - target[..., 6:7])
+    return torch.cat([pred[..., :6] - target[..., :6], yaw], dim=-1)
+
+
+def smooth_l1(x: torch.Tensor, beta: float) -> torch.Tensor:
+    """Element-wise Smooth-L1 of an error ``x``."""
+    return F.smooth_l1_loss(x, torch.zeros_like(x), reduction="none", beta=beta)
+
+
+def detection_loss(head: HeadOutput, targets: AnchorTargets,
+                   weights: DetectionLossWeights) -> DetectionTerms:
+    """Focal / Smooth-L1 / direction-CE terms against assigned anchor targets."""
+    cls_logits = head.cls_logits.float()
+    batch, _, num_classes = cls_logits.shape
+    labels = targets.labels
+    positives = targets.positives.float()  # (B, A)
+    cared = (labels >= 0).float()
+    per_frame = positives.sum(dim=1, keepdim=True).clamp(min=1.0)  # (B, 1)
+    one_hot = F.one_hot(labels.clamp(min=0), num_classes + 1)[..., 1:].float()  # (B, A, C)
+    focal = sigmoid_focal_loss(cls_logits, one_hot, weights.focal_alpha, weights.focal_gamma)
+    cls = (focal.sum(dim=-1) * cared / per_frame).sum() / batch
+    diff = residual_difference(head.box_residuals.float(), targets.box_residuals)
+    box_per_anchor = smooth_l1(diff, weights.smooth_l1_beta).sum(dim=-1)
+    box = (box_per_anchor * positives / per_frame).sum() / batch
+    ce = F.cross_entropy(head.dir_logits.float().flatten(0, 1), targets.dir_bins.flatten(),
+                         reduction="none").view(batch, -1)
+    direction = (ce * positives / per_frame).sum() / batch
+    return DetectionTerms(cls=cls, box=box, dir=direction)
+
+
+def depth_supervision_loss(depth_logits: torch.Tensor, depth_maps_m: torch.Tensor,
+                           stride: int, cfg: DepthBinsConfig) -> torch.Tensor:
+    """Cross-entropy of (B, N + 1, h, w) depth logits vs pooled LiDAR bins (cells with depth)."""
+    depth_m, has_depth = pooled_lidar_depth_m(depth_maps_m, stride)
+    bins = depth_bin_indices(depth_m, cfg)  # (B, h, w)
+    ce = F.cross_entropy(depth_logits.float(), bins, reduction="none")
+    mask = has_depth.float()
+    return (ce * mask).sum() / mask.sum().clamp(min=1.0)

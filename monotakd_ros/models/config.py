@@ -1,0 +1,290 @@
+"""Model configuration: frozen dataclasses loaded strictly from YAML.
+
+BEV tensor layout, shared by the teacher, the TA and the student: ``(B, C, H=ny, W=nx)``.
+Row ``j`` holds LiDAR ``y = y_min + (j + 0.5) * cell_m`` and column ``i`` holds
+``x = x_min + (i + 0.5) * cell_m`` (x forward, y left, z up). Voxel grids are
+``(B, C, Z=height_slices, Y=ny, X=nx)`` with slice ``k`` at ``z = z_min + (k + 0.5) * slice_m``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from monotakd_ros.configuration import dataclass_from_dict, load_yaml_mapping
+from monotakd_ros.errors import ConfigError
+
+# Real KITTI calibration (object training/calib/000000.txt, 2011_09_26 drives), design §3.
+_KITTI_R0_RECT = (
+    (9.999239e-01, 9.837760e-03, -7.445048e-03),
+    (-9.869795e-03, 9.999421e-01, -4.278459e-03),
+    (7.402527e-03, 4.351614e-03, 9.999631e-01),
+)
+_KITTI_TR_VELO_TO_CAM = (
+    (7.533745e-03, -9.999714e-01, -6.166020e-04, -4.069766e-03),
+    (1.480249e-02, 7.280733e-04, -9.998902e-01, -7.631618e-02),
+    (9.998621e-01, 7.523790e-03, 1.480755e-02, -2.717806e-01),
+)
+
+Matrix4 = tuple[
+    tuple[float, float, float, float],
+    tuple[float, float, float, float],
+    tuple[float, float, float, float],
+    tuple[float, float, float, float],
+]
+
+
+def kitti_T_rect_from_lidar() -> Matrix4:
+    """R0_rect · Tr_velo_to_cam of the reference KITTI calibration, as a 4x4 nested tuple."""
+    rows = []
+    for r in range(3):
+        row = [sum(_KITTI_R0_RECT[r][k] * _KITTI_TR_VELO_TO_CAM[k][c] for k in range(3))
+               for c in range(4)]
+        rows.append(tuple(row))
+    rows.append((0.0, 0.0, 0.0, 1.0))
+    return tuple(rows)  # type: ignore[return-value]
+
+
+def _cells(lo: float, hi: float, step: float, key: str) -> int:
+    """Number of cells of ``step`` metres in [lo, hi]; the range must be a whole multiple."""
+    if hi <= lo or step <= 0:
+        raise ConfigError(f"{key}: need lo < hi and a positive step, got ({lo}, {hi}) / {step}")
+    count = (hi - lo) / step
+    if abs(count - round(count)) > 1e-4:
+        raise ConfigError(f"{key}: range ({lo}, {hi}) is not a whole number of {step} m cells")
+    return int(round(count))
+
+
+@dataclass(frozen=True)
+class BevGridConfig:
+    """LiDAR-frame grid shared by every BEV map (teacher, TA, student)."""
+
+    x_range_m: tuple[float, float] = (2.0, 46.8)
+    y_range_m: tuple[float, float] = (-30.08, 30.08)
+    z_range_m: tuple[float, float] = (-3.0, 1.0)
+    cell_m: float = 0.32
+    height_slices: int = 10
+
+    def __post_init__(self) -> None:
+        _cells(*self.x_range_m, self.cell_m, "grid.x_range_m")
+        _cells(*self.y_range_m, self.cell_m, "grid.y_range_m")
+        if self.height_slices < 1 or self.z_range_m[1] <= self.z_range_m[0]:
+            raise ConfigError(f"grid: need height_slices >= 1 and a rising z_range_m, got "
+                              f"{self.height_slices} / {self.z_range_m}")
+
+    @property
+    def nx(self) -> int:
+        """Cells along LiDAR x (forward): the BEV width W."""
+        return _cells(*self.x_range_m, self.cell_m, "grid.x_range_m")
+
+    @property
+    def ny(self) -> int:
+        """Cells along LiDAR y (left): the BEV height H."""
+        return _cells(*self.y_range_m, self.cell_m, "grid.y_range_m")
+
+    @property
+    def slice_m(self) -> float:
+        """Height of one voxel slice in metres."""
+        return (self.z_range_m[1] - self.z_range_m[0]) / self.height_slices
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """Network input: RGB in [0, 1], resized to ``input_hw`` and normalised by mean/std."""
+
+    # KITTI's 375 x 1242 resized to width 1248, bottom-padded to 384: multiples of 32.
+    input_hw: tuple[int, int] = (384, 1248)
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self) -> None:
+        if min(self.input_hw) < 8:
+            raise ConfigError(f"image.input_hw: both sides must be >= 8, got {self.input_hw}")
+        if min(self.std) <= 0:
+            raise ConfigError(f"image.std: must be positive, got {self.std}")
+
+
+@dataclass(frozen=True)
+class TrunkConfig:
+    """Image trunk to stride 8; ``pretrained_path`` optionally loads user weights."""
+
+    name: Literal["resnet50", "resnet18", "small"] = "resnet50"
+    out_stride: int = 8
+    pretrained_path: Path | None = None
+    small_channels: tuple[int, int, int] = (24, 48, 96)  # only for name == "small"
+
+    def __post_init__(self) -> None:
+        if self.out_stride != 8:
+            raise ConfigError(f"trunk.out_stride: only 8 is supported, got {self.out_stride}")
+
+
+@dataclass(frozen=True)
+class DepthBinsConfig:
+    """Linear-increasing (LID) depth bins over [min_m, max_m] plus one out-of-range bin."""
+
+    num_bins: int = 120
+    min_m: float = 2.0
+    max_m: float = 46.8
+
+    def __post_init__(self) -> None:
+        if self.num_bins < 2 or not 0.0 < self.min_m < self.max_m:
+            raise ConfigError(f"depth: need num_bins >= 2 and 0 < min_m < max_m, got "
+                              f"{self.num_bins} / ({self.min_m}, {self.max_m})")
+
+
+@dataclass(frozen=True)
+class DepthHeadConfig:
+    """ASPP depth head on the trunk's deepest features."""
+
+    aspp_channels: int = 256
+    aspp_rates: tuple[int, ...] = (12, 24, 36)
+
+
+@dataclass(frozen=True)
+class SpatialCueConfig:
+    """ASPP + squeeze-excitation block of the spatial-cue branch (F_S_spa)."""
+
+    aspp_rates: tuple[int, ...] = (2, 4, 6)
+    se_reduction: int = 8
+
+
+@dataclass(frozen=True)
+class BevBackboneConfig:
+    """SECOND-style 2D backbone: strided blocks, upsampled and concatenated."""
+
+    layer_nums: tuple[int, ...] = (5, 5)
+    layer_strides: tuple[int, ...] = (1, 2)
+    num_filters: tuple[int, ...] = (128, 256)
+    upsample_strides: tuple[int, ...] = (1, 2)
+    upsample_filters: tuple[int, ...] = (256, 256)
+
+    def __post_init__(self) -> None:
+        lengths = {len(self.layer_nums), len(self.layer_strides), len(self.num_filters),
+                   len(self.upsample_strides), len(self.upsample_filters)}
+        if len(lengths) != 1:
+            raise ConfigError(f"bev_backbone: all lists need the same length, got {self}")
+        scale = 1
+        for stride, up in zip(self.layer_strides, self.upsample_strides, strict=True):
+            scale *= stride
+            if up != scale:
+                raise ConfigError(f"bev_backbone.upsample_strides: must undo the cumulative "
+                                  f"stride {scale} of each block, got {up}")
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """PointPillars-style LiDAR teacher: one pillar per BEV cell."""
+
+    pfn_channels: int = 64
+    stem_convs: int = 2  # 3x3 convs between the scattered pillars and F_T
+
+
+@dataclass(frozen=True)
+class AnchorClassConfig:
+    """Anchor size and matching thresholds of one class (design §2 table)."""
+
+    class_name: str
+    size_lwh_m: tuple[float, float, float]
+    bottom_z_m: float
+    match_iou: float
+    unmatch_iou: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.unmatch_iou <= self.match_iou <= 1.0:
+            raise ConfigError(f"head.anchors[{self.class_name}]: need 0 <= unmatch_iou <= "
+                              f"match_iou <= 1, got {self.unmatch_iou} / {self.match_iou}")
+        if min(self.size_lwh_m) <= 0:
+            raise ConfigError(f"head.anchors[{self.class_name}].size_lwh_m: must be positive")
+
+
+def _kitti_anchors() -> tuple[AnchorClassConfig, ...]:
+    return (
+        AnchorClassConfig("Car", (3.9, 1.6, 1.56), -1.78, 0.6, 0.45),
+        AnchorClassConfig("Pedestrian", (0.8, 0.6, 1.73), -0.6, 0.5, 0.35),
+        AnchorClassConfig("Cyclist", (1.76, 0.6, 1.73), -0.6, 0.5, 0.35),
+    )
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Anchor head: one anchor per class and rotation at every BEV cell."""
+
+    anchors: tuple[AnchorClassConfig, ...] = field(default_factory=_kitti_anchors)
+    rotations_rad: tuple[float, ...] = (0.0, math.pi / 2)
+    dir_offset_rad: float = math.pi / 4
+    num_dir_bins: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.anchors or not self.rotations_rad:
+            raise ConfigError("head: needs at least one anchor class and one rotation")
+        if self.num_dir_bins != 2:
+            raise ConfigError(f"head.num_dir_bins: only 2 is supported, got {self.num_dir_bins}")
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Class names in label order (label c ↔ ``anchors[c]``)."""
+        return tuple(a.class_name for a in self.anchors)
+
+    @property
+    def anchors_per_cell(self) -> int:
+        """Anchors at one BEV cell: classes × rotations."""
+        return len(self.anchors) * len(self.rotations_rad)
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Score threshold and per-class rotated NMS."""
+
+    score_threshold: float = 0.1
+    nms_iou_threshold: float = 0.1
+    pre_nms_max: int = 1000
+    max_detections: int = 100
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that fixes the teacher, TA and student architectures."""
+
+    grid: BevGridConfig = field(default_factory=BevGridConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    trunk: TrunkConfig = field(default_factory=TrunkConfig)
+    depth: DepthBinsConfig = field(default_factory=DepthBinsConfig)
+    depth_head: DepthHeadConfig = field(default_factory=DepthHeadConfig)
+    image_channels: int = 64
+    bev_channels: int = 128
+    spatial_cue: SpatialCueConfig = field(default_factory=SpatialCueConfig)
+    fusion_convs: int = 2
+    bev_backbone: BevBackboneConfig = field(default_factory=BevBackboneConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    # Used when a frame has only P2 (inference): the LiDAR grid is placed in the camera frame
+    # with this extrinsic. Default: the reference KITTI calibration (design §3).
+    nominal_T_rect_from_lidar: Matrix4 = field(default_factory=kitti_T_rect_from_lidar)
+
+    def __post_init__(self) -> None:
+        for key in ("image_channels", "bev_channels"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"model.{key}: must be >= 1, got {getattr(self, key)}")
+        last_row = self.nominal_T_rect_from_lidar[3]
+        if tuple(float(v) for v in last_row) != (0.0, 0.0, 0.0, 1.0):
+            raise ConfigError(f"model.nominal_T_rect_from_lidar: last row must be [0, 0, 0, 1], "
+                              f"got {list(last_row)}")
+
+
+def load_model_config(path: Path) -> ModelConfig:
+    """Read a model YAML (top level or under ``model:``); relative paths follow the file."""
+    path = Path(path)
+    data = load_yaml_mapping(path)
+    if set(data) == {"model"}:
+        data = data["model"]
+    cfg = dataclass_from_dict(ModelConfig, data, where=f"{path}:model")
+    pretrained = cfg.trunk.pretrained_path
+    if pretrained is not None and not pretrained.is_absolute():
+        resolved = (path.parent / pretrained).resolve()
+        trunk = dataclasses.replace(cfg.trunk, pretrained_path=resolved)
+        cfg = dataclasses.replace(cfg, trunk=trunk)
+    return cfg
