@@ -1,0 +1,220 @@
+"""``monotakd-ablation``: teacher, TA and the four students per seed, tabulated as mean ± std.
+
+For every seed: train the LiDAR teacher and the TA, then students with distill none, cmkd, imd
+and takd from that seed's teacher/TA; evaluate each final model on the val split and write
+``ablation.md`` and ``ablation.json`` (Car AP3D / APBEV at R40, Easy/Moderate/Hard).
+A run folder that already holds a checkpoint is resumed, so an interrupted ablation continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from monotakd_ros.errors import ConfigError, MonotakdError
+from monotakd_ros.models.config import load_model_config
+from monotakd_ros.training.distributed import resolve_device
+from monotakd_ros.training.run_state import RunDir
+from monotakd_ros.training.runner import StageRequest, run_stage
+from monotakd_ros.training.stages import StageName
+from monotakd_ros.training.validation import ValidationResult, evaluate_checkpoint
+
+LOG = logging.getLogger("monotakd_ros.training.ablation")
+
+
+@dataclass(frozen=True)
+class AblationRow:
+    """One line of the table: which stage, with which distillation preset."""
+
+    key: str
+    title: str
+    stage: StageName
+    distill: str | None = None
+
+
+ROWS: tuple[AblationRow, ...] = (
+    AblationRow("teacher", "LiDAR teacher", "teacher"),
+    AblationRow("ta", "Teaching assistant (LiDAR depth)", "ta"),
+    AblationRow("student_none", "Student, no KD", "student", "none"),
+    AblationRow("student_cmkd", "Student, CMKD (F_S vs F_T, no TA)", "student", "cmkd"),
+    AblationRow("student_imd", "Student, TAKD without CMRD (IMD only)", "student", "imd"),
+    AblationRow("student_takd", "Student, full TAKD", "student", "takd"),
+)
+METRICS = ("ap3d_r40", "apbev_r40")
+
+
+def default_config_dir() -> Path:
+    """``config/`` of a source checkout, else the installed ament share folder."""
+    source = Path(__file__).resolve().parents[2] / "config"
+    if source.is_dir():
+        return source
+    return Path(sys.prefix) / "share" / "monotakd_ros" / "config"
+
+
+def machine_description(device: torch.device) -> str:
+    """Platform, CPU count, torch version and the device (with the GPU name on CUDA)."""
+    text = (f"{platform.platform()}, Python {platform.python_version()}, torch "
+            f"{torch.__version__}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch "
+            f"threads, device {device}")
+    if device.type == "cuda":
+        text += f" ({torch.cuda.get_device_name(device)})"
+    return text
+
+
+def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single seed)."""
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+
+
+def summarise(results: Mapping[str, Mapping[int, ValidationResult]]) -> list[dict]:
+    """Per row: per-seed APs and their mean/std per metric and difficulty."""
+    summary = []
+    for row in ROWS:
+        per_seed = results.get(row.key, {})
+        if not per_seed:
+            continue
+        entry: dict = {"key": row.key, "title": row.title, "stage": row.stage,
+                       "distill": row.distill, "seeds": sorted(per_seed), "per_seed": {},
+                       "mean": {}, "std": {}}
+        for seed in sorted(per_seed):
+            result = per_seed[seed]
+            entry["per_seed"][str(seed)] = {m: list(getattr(result, m)) for m in METRICS}
+        for metric in METRICS:
+            columns = np.array([getattr(per_seed[s], metric) for s in sorted(per_seed)])
+            stats = [mean_and_std(columns[:, level]) for level in range(3)]
+            entry["mean"][metric] = [m for m, _ in stats]
+            entry["std"][metric] = [s for _, s in stats]
+        summary.append(entry)
+    return summary
+
+
+def ablation_markdown(summary: list[dict], command: str, machine: str, notes: str) -> str:
+    """Markdown table: rows × (AP3D, APBEV) × (Easy, Moderate, Hard) as mean ± std."""
+    levels = ("Easy", "Mod.", "Hard")
+    header = ["Model", *[f"AP3D {lv}" for lv in levels], *[f"APBEV {lv}" for lv in levels],
+              "Seeds"]
+    lines = [
+        "# MonoTAKD ablation (KITTI val, Car, AP R40 in %)", "",
+        f"- Command: `{command}`", f"- Machine: {machine}", f"- {notes}",
+        "- Cells: mean ± sample std over the seeds.", "",
+        "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+    ]
+    for entry in summary:
+        cells = [entry["title"]]
+        for metric in METRICS:
+            cells += [f"{m:.2f} ± {s:.2f}"
+                      for m, s in zip(entry["mean"][metric], entry["std"][metric], strict=True)]
+        cells.append(", ".join(str(s) for s in entry["seeds"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def train_config_path(args: argparse.Namespace, stage: str) -> Path:
+    """``<dir>/<prefix><stage>.yaml``, e.g. config/train/kitti_r50_student.yaml."""
+    folder = args.train_config_dir or default_config_dir() / "train"
+    return folder / f"{args.train_config_prefix}{stage}.yaml"
+
+
+def _train_and_evaluate(row: AblationRow, seed: int, args: argparse.Namespace,
+                        seed_dir: Path, device: torch.device) -> ValidationResult:
+    run = RunDir(seed_dir / row.key)
+    teacher = assistant = None
+    if row.stage == "student":
+        teacher, assistant = (_trained(RunDir(seed_dir / k)) for k in ("teacher", "ta"))
+    request = StageRequest(
+        stage=row.stage, model_config=args.model_config,
+        train_config=train_config_path(args, row.stage), data=args.data, out=run.root,
+        unlabeled_drives=tuple(args.unlabeled_drives) if row.stage == "student" else (),
+        teacher=teacher, assistant=assistant, distill=row.distill,
+        resume=run.last.exists(), seed=seed, max_steps=args.max_steps, device=args.device,
+        command=tuple(args.command))
+    LOG.info("seed %d: %s -> %s", seed, row.title, run.root)
+    run_stage(request)
+    return evaluate_checkpoint(run.last, row.stage, load_model_config(args.model_config),
+                               args.data, args.val_split, device, max_frames=args.val_max_frames)
+
+
+def _trained(run: RunDir) -> Path:
+    """The checkpoint a student distils from: ``best`` when validation chose one."""
+    return run.best if run.best.exists() else run.last
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of monotakd-ablation."""
+    parser = argparse.ArgumentParser(prog="monotakd-ablation", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="KITTI object root")
+    parser.add_argument("--out", type=Path, required=True, help="ablation folder")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--model-config", type=Path, default=None,
+                        help="model YAML (default: config/models/small.yaml)")
+    parser.add_argument("--train-config-dir", type=Path, default=None,
+                        help="folder of the train YAMLs (default: config/train)")
+    parser.add_argument("--train-config-prefix", default="",
+                        help="YAML names are <prefix>teacher.yaml etc.; 'kitti_r50_' for the "
+                             "paper configuration")
+    parser.add_argument("--unlabeled-drives", type=Path, nargs="+", default=[])
+    parser.add_argument("--val-split", default="val")
+    parser.add_argument("--val-max-frames", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="optimiser steps per stage (overrides the train configs)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    return parser
+
+
+def run_ablation(args: argparse.Namespace, command: Sequence[str]) -> dict[str, Path]:
+    """Train and evaluate every row for every seed; returns the written report paths."""
+    args.command = list(command)
+    args.model_config = args.model_config or default_config_dir() / "models" / "small.yaml"
+    for name in ("teacher", "ta", "student"):
+        if not train_config_path(args, name).is_file():
+            raise ConfigError(f"train config {train_config_path(args, name)} does not exist "
+                              "(see --train-config-dir/--train-config-prefix)")
+    device = resolve_device(args.device or "auto")
+    results: dict[str, dict[int, ValidationResult]] = {}
+    for seed in args.seeds:
+        for row in ROWS:
+            result = _train_and_evaluate(row, seed, args, args.out / f"seed_{seed}", device)
+            results.setdefault(row.key, {})[seed] = result
+            LOG.info("seed %d %s: AP3D R40 %s", seed, row.title, result.ap3d_r40)
+    summary = summarise(results)
+    command_text = shlex.join(args.command)
+    machine = machine_description(device)
+    notes = (f"Data: {args.data} (val split {args.val_split!r}); model config "
+             f"{args.model_config}; train configs {train_config_path(args, '<stage>')}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    markdown = args.out / "ablation.md"
+    markdown.write_text(ablation_markdown(summary, command_text, machine, notes))
+    table = args.out / "ablation.json"
+    table.write_text(json.dumps({"command": command_text, "machine": machine, "notes": notes,
+                                 "seeds": list(args.seeds), "rows": summary}, indent=2) + "\n")
+    return {"markdown": markdown, "json": table}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        written = run_ablation(args, ["monotakd-ablation",
+                                      *(sys.argv[1:] if argv is None else argv)])
+    except MonotakdError as err:
+        LOG.error("%s", err)
+        return 2
+    LOG.info("wrote %s and %s", written["markdown"], written["json"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

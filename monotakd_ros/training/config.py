@@ -1,0 +1,118 @@
+"""Training configuration: one frozen dataclass loaded strictly from YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from monotakd_ros.configuration import dataclass_from_dict, load_yaml_mapping
+from monotakd_ros.data.augment import AugmentConfig
+from monotakd_ros.distill.config import DetectionLossWeights, DistillConfig, distill_preset
+from monotakd_ros.errors import ConfigError
+
+Schedule = Literal["onecycle", "cosine", "constant"]
+DevicePreference = Literal["auto", "cpu", "cuda"]
+AmpMode = Literal["off", "fp16", "bf16"]
+DistillMode = Literal["none", "cmkd", "imd", "takd"]
+_FIXED_BY_STAGE = ("detection",)  # set through TrainConfig.detection, not the overrides
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything the trainer needs besides the model; a step = ``grad_accum`` batches."""
+
+    # AdamW
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.99)
+    # LR schedule, a pure function of the step (see schedule.py)
+    schedule: Schedule = "onecycle"
+    pct_start: float = 0.4  # one-cycle: fraction of the steps spent rising
+    div_factor: float = 10.0  # one-cycle: start lr = lr / div_factor
+    final_div_factor: float = 100.0  # one-cycle: end lr = start lr / final_div_factor
+    warmup_steps: int = 500  # cosine
+    min_lr_ratio: float = 0.01  # cosine: end lr = lr * min_lr_ratio
+    # length: max_steps > 0 overrides epochs
+    epochs: int = 80
+    max_steps: int = 0
+    batch_size: int = 4
+    grad_accum: int = 1
+    grad_clip: float = 10.0  # max global grad norm; 0 disables clipping
+    # runtime
+    device: DevicePreference = "auto"
+    amp: AmpMode = "off"
+    workers: int = 2
+    seed: int = 0
+    # data
+    train_split: str = "train"
+    val_split: str = "val"
+    val_max_frames: int = 0  # 0 = the whole val split
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # training frames only
+    # intervals, in optimiser steps; 0 disables
+    log_interval: int = 10
+    val_interval: int = 1000
+    ckpt_interval: int = 1000
+    # losses: GT detection weights (every stage) and the student's distillation preset, whose
+    # weights (distill/config.py DistillConfig fields) may be overridden one by one
+    detection: DetectionLossWeights = field(default_factory=DetectionLossWeights)
+    distill: DistillMode = "takd"
+    distill_overrides: dict[str, float] = field(default_factory=dict)
+    # DDP
+    find_unused_parameters: bool = False
+    sync_batchnorm: bool = False
+
+    def __post_init__(self) -> None:
+        positive = ("lr", "div_factor", "final_div_factor", "batch_size", "grad_accum", "epochs")
+        for key in positive:
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"train.{key}: must be > 0, got {getattr(self, key)!r}")
+        non_negative = ("weight_decay", "grad_clip", "warmup_steps", "max_steps", "workers",
+                        "val_max_frames", "log_interval", "val_interval", "ckpt_interval")
+        for key in non_negative:
+            if getattr(self, key) < 0:
+                raise ConfigError(f"train.{key}: must be >= 0, got {getattr(self, key)!r}")
+        if not 0.0 < self.pct_start < 1.0:
+            raise ConfigError(f"train.pct_start: must lie in (0, 1), got {self.pct_start!r}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"train.min_lr_ratio: must lie in [0, 1], got {self.min_lr_ratio!r}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"train.betas: each must lie in [0, 1), got {self.betas!r}")
+        self.distill_config()  # rejects unknown or mistyped override keys now, not mid-run
+
+    def distill_config(self) -> DistillConfig:
+        """Loss weights of the student stage: the ``distill`` preset plus the overrides."""
+        allowed = {f.name for f in dataclasses.fields(DistillConfig)} - set(_FIXED_BY_STAGE)
+        for key, value in self.distill_overrides.items():
+            if key not in allowed:
+                raise ConfigError(f"train.distill_overrides.{key}: unknown; allowed: "
+                                  f"{sorted(allowed)}")
+            if isinstance(value, bool) != (key == "normalize_features"):
+                raise ConfigError(f"train.distill_overrides.{key}: wrong type {value!r}")
+            if not isinstance(value, (bool, int, float)):
+                raise ConfigError(f"train.distill_overrides.{key}: expected a number, "
+                                  f"got {value!r}")
+        return distill_preset(self.distill, detection=self.detection, **self.distill_overrides)
+
+
+def load_train_config(path: Path, **overrides: Any) -> TrainConfig:
+    """Read a training YAML (keys at top level or under ``train:``) and apply CLI overrides."""
+    data = load_yaml_mapping(path)
+    if set(data) == {"train"}:
+        data = data["train"]
+    cfg = dataclass_from_dict(TrainConfig, data, where=f"{path}")
+    return with_overrides(cfg, **overrides)
+
+
+def with_overrides(cfg: TrainConfig, **overrides: Any) -> TrainConfig:
+    """Copy of ``cfg`` with the given fields replaced; ``None`` values are ignored."""
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    allowed = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise ConfigError(f"train overrides: unknown key(s) {unknown}")
+    # Re-validate through the strict loader so overrides obey the same types as YAML.
+    merged = {**dataclasses.asdict(cfg), **changes}
+    merged["betas"] = list(merged["betas"])
+    return dataclass_from_dict(TrainConfig, merged, where="train")

@@ -1,0 +1,140 @@
+"""Datasets and loaders for training: labelled KITTI mixed with unlabelled raw drives.
+
+Exact resumption needs every random draw of the data pipeline to be a function of
+(seed, epoch, position): the sampler's order depends on (seed, epoch) only, each sample's
+augmentation is drawn from a generator seeded with (seed, epoch, index), and DataLoader gets its
+own generator so that creating an iterator never touches the global torch RNG.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+
+from monotakd_ros.data.augment import AugmentConfig
+from monotakd_ros.data.batch import FrameBatch, FrameSample, InputSpec, collate_frames
+from monotakd_ros.data.datasets import KittiFrameDataset, RawDriveFrameDataset
+from monotakd_ros.errors import DatasetError
+from monotakd_ros.models.config import ModelConfig
+from monotakd_ros.training.config import TrainConfig
+from monotakd_ros.training.distributed import DistContext, ResumableDistributedSampler
+
+LOG = logging.getLogger(__name__)
+
+_SEED_STRIDE = 1_000_003  # keeps (seed, epoch, index) seeds apart for any realistic sizes
+
+
+def input_spec_for(cfg: ModelConfig) -> InputSpec:
+    """The data pipeline's InputSpec matching a model config (size, normalisation, grid)."""
+    grid = cfg.grid
+    point_range = (grid.x_range_m[0], grid.y_range_m[0], grid.z_range_m[0],
+                   grid.x_range_m[1], grid.y_range_m[1], grid.z_range_m[1])
+    return InputSpec(input_hw=tuple(cfg.image.input_hw), mean=tuple(cfg.image.mean),
+                     std=tuple(cfg.image.std), class_names=cfg.head.class_names,
+                     point_range=point_range)
+
+
+class EpochSeededDataset(Dataset[FrameSample]):
+    """Runs each ``__getitem__`` under a torch RNG seeded from (seed, epoch, index).
+
+    The datasets draw their augmentation from torch's global RNG, so this makes every sample a
+    pure function of its position, whichever worker loads it and whether the run was resumed.
+    """
+
+    def __init__(self, inner: Dataset[FrameSample], seed: int) -> None:
+        self.inner = inner
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch whose seeds the next iterator uses (workers copy the dataset per iterator)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        """Length of the wrapped dataset."""
+        return len(self.inner)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> FrameSample:
+        """Sample ``index`` with its own, reproducible random draws."""
+        sample_seed = (self.seed * _SEED_STRIDE + self.epoch) * _SEED_STRIDE + index
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed % 2**63)
+            return self.inner[index]
+
+
+def build_train_dataset(data_root: Path, split: str, spec: InputSpec,
+                        unlabeled_drives: Sequence[Path] = (),
+                        augment: AugmentConfig | None = None,
+                        with_labels: bool = True) -> Dataset[FrameSample]:
+    """Labelled KITTI split, followed by unlabelled raw-drive frames when drives are given."""
+    labelled = KittiFrameDataset(data_root, split, spec, with_labels=with_labels,
+                                 augment=augment)
+    if not unlabeled_drives:
+        return labelled
+    unlabelled = RawDriveFrameDataset(list(unlabeled_drives), spec, augment=augment)
+    LOG.info("training on %d labelled + %d unlabelled frames", len(labelled), len(unlabelled))
+    return ConcatDataset([labelled, unlabelled])
+
+
+def build_val_dataset(data_root: Path, split: str, spec: InputSpec) -> KittiFrameDataset:
+    """Labelled validation split, without augmentation."""
+    return KittiFrameDataset(data_root, split, spec, with_labels=True, augment=None)
+
+
+@dataclass
+class TrainLoader:
+    """Loader, sampler and seeded dataset of one rank, plus the epoch geometry in batches."""
+
+    loader: DataLoader
+    sampler: ResumableDistributedSampler
+    dataset: EpochSeededDataset
+    generator: torch.Generator
+    batch_size: int
+    batches_per_epoch: int  # per rank; equal on every rank (drop_last sharding)
+    seed: int
+
+    def batches(self, epoch: int, batch_in_epoch: int,
+                num_batches: int) -> Iterator[FrameBatch]:
+        """Batches from (epoch, batch_in_epoch) on, ``num_batches`` per epoch, endlessly."""
+        while True:
+            self.sampler.set_position(epoch, batch_in_epoch * self.batch_size)
+            self.dataset.set_epoch(epoch)
+            self.generator.manual_seed(self.seed * _SEED_STRIDE + epoch)
+            yield from islice(self.loader, num_batches - batch_in_epoch)
+            epoch, batch_in_epoch = epoch + 1, 0
+
+
+def build_train_loader(dataset: Dataset[FrameSample], cfg: TrainConfig,
+                       ctx: DistContext) -> TrainLoader:
+    """Sharded, shuffled, fixed-size batches of ``dataset`` for this rank."""
+    seeded = EpochSeededDataset(dataset, cfg.seed)
+    sampler = ResumableDistributedSampler(seeded, ctx, seed=cfg.seed, shuffle=True)
+    batches_per_epoch = sampler.num_samples // cfg.batch_size
+    if batches_per_epoch < cfg.grad_accum:
+        raise DatasetError(
+            f"training set of {len(seeded)} frames gives {batches_per_epoch} batches of "
+            f"{cfg.batch_size} per rank ({ctx.world_size} ranks); need at least grad_accum = "
+            f"{cfg.grad_accum}")
+    generator = torch.Generator()
+    loader = DataLoader(seeded, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                        num_workers=cfg.workers, collate_fn=collate_frames,
+                        pin_memory=ctx.device.type == "cuda", generator=generator,
+                        persistent_workers=False)
+    return TrainLoader(loader=loader, sampler=sampler, dataset=seeded, generator=generator,
+                       batch_size=cfg.batch_size, batches_per_epoch=batches_per_epoch,
+                       seed=cfg.seed)
+
+
+def build_val_loader(dataset: Dataset[FrameSample], cfg: TrainConfig,
+                     ctx: DistContext) -> DataLoader:
+    """In-order loader over the validation set (rank 0 validates alone)."""
+    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=False,
+                      num_workers=cfg.workers, collate_fn=collate_frames,
+                      pin_memory=ctx.device.type == "cuda",
+                      generator=torch.Generator().manual_seed(cfg.seed))
