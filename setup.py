@@ -44,6 +44,12 @@ setup(
             "monotakd-train = monotakd_ros.training.cli:main",
             "monotakd-ablation = monotakd_ros.training.ablation:main",
             "monotakd-msg-hashes = monotakd_ros.ros.type_hashes:main",
+            "monotakd_detector = monotakd_ros.nodes.detector:main",
+            "monotakd-distill = monotakd_ros.nodes.distiller_cli:main",
+            "monotakd_distiller = monotakd_ros.nodes.distiller:main",
+            "monotakd_replay = monotakd_ros.nodes.replay:main",
+            "monotakd_evaluator = monotakd_ros.nodes.evaluator:main",
+            "monotakd-replay-eval = monotakd_ros.nodes.replay_eval:main",
         ],
     },
 )

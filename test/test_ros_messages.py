@@ -56,7 +56,21 @@ def test_markers_start_with_deleteall_and_are_empty_otherwise() -> None:
     back = deserialize_message(serialize_message(full), MarkerArray)
     box, text = back.markers[1], back.markers[2]
     assert box.type == Marker.LINE_LIST and len(box.points) == 26  # 12 edges + heading
+    assert len(box.colors) == 26 and box.colors[0].g > box.colors[0].r  # car green
     assert box.lifetime.nanosec == 250_000_000 and box.header == HEADER
     assert text.text == "car 0.75"
     heading_tip = box.points[-1]
     assert math.isclose(heading_tip.z, 10.0 - 2.0, abs_tol=1e-9)  # front face is at -z
+
+
+def test_all_boxes_share_one_line_list_with_a_label_each() -> None:
+    centres = np.array([[0.0, 0.0, 10.0], [3.0, 0.0, 20.0], [-3.0, 0.0, 15.0]])
+    msg = marker_array_msg(HEADER, centres, np.tile([0, 0, 0, 1.0], (3, 1)), np.ones((3, 3)),
+                           np.array([0.9, 0.8, 0.7]), ["car", "cyclist", "pedestrian"])
+    assert [m.type for m in msg.markers[1:]] == [Marker.LINE_LIST] + [Marker.TEXT_VIEW_FACING] * 3
+    assert len(msg.markers[1].points) == 3 * 26
+    assert len({m.id for m in msg.markers[1:]}) == 4
+    # The second box's vertices sit around its own centre and carry the cyclist colour.
+    second = msg.markers[1].points[26:52]
+    assert max(abs(p.z - 20.0) for p in second[:24]) == 0.5
+    assert msg.markers[1].colors[26].b == 1.0

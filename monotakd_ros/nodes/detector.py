@@ -1,0 +1,353 @@
+"""Lifecycle node: camera Image + CameraInfo in, Detection3DArray + MarkerArray out.
+
+configure loads the student, activate subscribes and publishes, deactivate unsubscribes,
+cleanup/shutdown free the model. Callbacks only store the newest image pair; one worker thread
+processes it, so a slow model drops frames instead of building a queue.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException
+from rclpy.impl.rcutils_logger import RcutilsLogger
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Float64, Header
+from vision_msgs.msg import Detection3DArray
+from visualization_msgs.msg import MarkerArray
+
+from monotakd_ros.errors import MonotakdError
+from monotakd_ros.inference.drawing import draw_boxes_cam
+from monotakd_ros.inference.predictor import StudentPredictor
+from monotakd_ros.nodes.detector_inputs import CameraInputs, describe_qos
+from monotakd_ros.nodes.detector_params import (
+    DetectorParams,
+    declare_detector_parameters,
+    detector_params_from_node,
+)
+from monotakd_ros.ros.camera_input import projection_from_camera_info
+from monotakd_ros.ros.diagnostics import (
+    PipelineCounters,
+    PipelineWindow,
+    diagnostic_array_msg,
+    pipeline_level,
+    window_values,
+)
+from monotakd_ros.ros.image_conversion import array_to_image_msg, image_msg_to_bgr8
+from monotakd_ros.ros.latest_slot import LatestSlot
+from monotakd_ros.ros.messages import detection_array_msg, marker_array_msg
+from monotakd_ros.ros.output_frames import TfLookup, boxes_in_output_frame, tf2_ros
+from monotakd_ros.ros.pairing import stamp_to_ns
+
+NODE_NAME = "monotakd_detector"
+
+
+@dataclass
+class _Outputs:
+    """Publishers created at activate."""
+
+    detections: Any
+    markers: Any | None
+    debug_image: Any | None
+    processing_ms: Any
+    latency_ms: Any
+    diagnostics: Any
+
+
+class DetectorNode(LifecycleNode):
+    """MonoTAKD student as a ROS 2 lifecycle node (see the module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        declare_detector_parameters(self)
+        self.params: DetectorParams | None = None
+        self._predictor: StudentPredictor | None = None
+        self._tf: TfLookup | None = None
+        self._slot: LatestSlot[tuple[Image, CameraInfo]] = LatestSlot()
+        self._counters = PipelineCounters(time.monotonic())
+        self._inputs: CameraInputs | None = None
+        self._outputs: _Outputs | None = None
+        self._timer: Any = None
+        self._worker: threading.Thread | None = None
+        self._running = threading.Event()
+        self._dropped_reported = 0
+        self._unmatched_reported = 0
+        self._problem_loggers: dict[str, RcutilsLogger] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Read the parameters and load the student; a bad model path is an ERROR."""
+        try:
+            params = detector_params_from_node(self)
+            if params.cpu_threads > 0:
+                torch.set_num_threads(params.cpu_threads)
+            predictor = StudentPredictor.from_checkpoint(
+                params.model_path, device=params.device, fp16=params.fp16,
+                score_threshold=params.score_threshold, nms_iou=params.nms_iou,
+                max_detections=params.max_detections)
+        except (MonotakdError, RuntimeError, OSError) as err:  # RuntimeError: CUDA OOM
+            self.get_logger().error(f"configure failed: {err}")
+            return TransitionCallbackReturn.ERROR
+        self.params, self._predictor = params, predictor
+        if params.output_frame and params.use_tf and tf2_ros is not None:
+            self._tf = TfLookup(self)
+        self.get_logger().info(
+            f"loaded {params.model_path} on {predictor.device} (fp16={predictor.fp16}, "
+            f"{predictor.num_parameters / 1e6:.2f} M parameters, classes "
+            f"{list(predictor.class_names)})")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Create publishers, subscriptions, the diagnostics timer and the worker thread."""
+        params = self._loaded_params()
+        reliable_10 = QoSProfile(depth=10)
+        self._outputs = _Outputs(
+            detections=self.create_publisher(Detection3DArray, "~/detections", reliable_10),
+            markers=(self.create_publisher(MarkerArray, "~/markers", reliable_10)
+                     if params.publish_markers else None),
+            debug_image=(self.create_publisher(Image, "~/debug_image", QoSProfile(depth=1))
+                         if params.publish_debug_image else None),
+            processing_ms=self.create_publisher(Float64, "~/debug/processing_time_ms",
+                                                reliable_10),
+            latency_ms=self.create_publisher(Float64, "~/debug/pipeline_latency_ms",
+                                             reliable_10),
+            diagnostics=self.create_publisher(DiagnosticArray, "/diagnostics", reliable_10),
+        )
+        self._slot.reopen()
+        self._counters.take_window(time.monotonic())
+        self._dropped_reported, self._unmatched_reported = self._slot.dropped, 0
+        self._inputs = CameraInputs(self, params.image_topic, params.camera_info_topic,
+                                    params.reliable_input, params.sync_slop_s, self._counters,
+                                    self._store_pair)
+        self._timer = self.create_timer(params.diagnostics_period_s, self._check_pipeline)
+        self._running.set()
+        self._worker = threading.Thread(target=self._work, name="monotakd_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"waiting for {params.image_topic} + {params.camera_info_topic} "
+            f"({describe_qos(self._inputs.qos)}, paired by {self._inputs.backend}); boxes in "
+            f"'{params.output_frame or '<image frame>'}' on "
+            f"{self.get_fully_qualified_name()}/detections")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the worker and remove subscriptions, publishers and the timer."""
+        self._stop_io()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free the model (and its GPU memory)."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop everything and free the model."""
+        self._stop_io()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Back to unconfigured with nothing held, so configure can be retried."""
+        self._stop_io()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def start(self) -> bool:
+        """Configure and activate (standalone use); False when either transition fails."""
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        """Join the worker before the publishers it uses disappear."""
+        self._stop_io()
+        self._release()
+        super().destroy_node()
+
+    # --- input side (executor thread) ------------------------------------------------------
+
+    def _store_pair(self, image: Image, info: CameraInfo) -> None:
+        self._slot.put((image, info))
+
+    def _check_pipeline(self) -> None:
+        """Publish diagnostics and say what is missing when the input is incomplete."""
+        params, inputs, outputs = self._loaded_params(), self._inputs, self._outputs
+        if inputs is None or outputs is None:
+            return
+        dropped_total = self._slot.dropped + inputs.dropped
+        self._counters.add_dropped(dropped_total - self._dropped_reported)
+        self._dropped_reported = dropped_total
+        window = self._counters.take_window(time.monotonic())
+        level, message = pipeline_level(window, params.thresholds)
+        values = window_values(window)
+        values.update(dropped_total=str(dropped_total), model_path=str(params.model_path),
+                      device=str(self._predictor.device if self._predictor else "none"))
+        outputs.diagnostics.publish(diagnostic_array_msg(
+            self.get_clock().now().to_msg(), f"{self.get_name()}: pipeline", params.image_topic,
+            level, message, values))
+        self._warn_missing_input(window, inputs)
+        if inputs.unmatched > self._unmatched_reported:
+            self._unmatched_reported = inputs.unmatched
+            self._warn("unmatched", f"{inputs.unmatched} image(s) found no CameraInfo within "
+                       f"sync_slop = {params.sync_slop_s} s of their stamp")
+
+    def _warn_missing_input(self, window: PipelineWindow, inputs: CameraInputs) -> None:
+        """Say which half of the input is missing, what QoS is expected and who publishes."""
+        params = self._loaded_params()
+        image_topic, info_topic = params.image_topic, params.camera_info_topic
+        if window.images and not window.camera_infos:
+            self._warn("no_camera_info", f"receiving images on {image_topic} but no CameraInfo "
+                       f"on {info_topic} for {window.duration_s:.1f} s; waiting for CameraInfo "
+                       f"({inputs.publishers_report(info_topic)})")
+        elif window.camera_infos and not window.images:
+            self._warn("no_image", f"receiving CameraInfo on {info_topic} but no images on "
+                       f"{image_topic} for {window.duration_s:.1f} s; waiting for images "
+                       f"({inputs.publishers_report(image_topic)})")
+        elif not window.images and not window.camera_infos:
+            self._warn("no_input", f"no messages on {image_topic} "
+                       f"({inputs.publishers_report(image_topic)}) or {info_topic}")
+
+    # --- worker thread ----------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while self._running.is_set():
+            pair = self._slot.take(timeout_s=0.2)
+            if pair is None:
+                continue
+            image, info = pair
+            try:
+                self._process(image, info)
+            except MonotakdError as err:
+                self._counters.add_bad_input()
+                self._warn(type(err).__name__, f"skipping frame {_stamp_text(image)} from "
+                           f"'{image.header.frame_id}': {err}")
+            except Exception as err:  # noqa: BLE001 -- one broken frame must not stop the node
+                self._counters.add_bad_input()
+                self._warn("unexpected", f"frame {_stamp_text(image)} failed: "
+                           f"{type(err).__name__}: {err}")
+
+    def _process(self, image_msg: Image, info: CameraInfo) -> None:
+        """One frame: convert, check P, detect, publish; errors name the problem."""
+        params, outputs, predictor = self._loaded_params(), self._outputs, self._predictor
+        if outputs is None or predictor is None:
+            return
+        start = time.perf_counter()
+        image_bgr = image_msg_to_bgr8(image_msg)
+        P = projection_from_camera_info(info, image_bgr.shape[:2])
+        detections = predictor.predict(image_bgr, P)
+        header = Header(stamp=image_msg.header.stamp,
+                        frame_id=params.output_frame or image_msg.header.frame_id)
+        boxes = boxes_in_output_frame(detections.boxes_cam, self._T_output_from_optical(image_msg))
+        class_ids = [name.lower() for name in detections.class_names]
+        outputs.detections.publish(detection_array_msg(
+            header, boxes.center, boxes.quat_xyzw, boxes.size, detections.scores, class_ids))
+        # Latency ends when the detections are out; markers and debug image are extras.
+        latency_ms = (self.get_clock().now().nanoseconds - stamp_to_ns(header.stamp)) / 1e6
+        if outputs.markers is not None:
+            outputs.markers.publish(marker_array_msg(
+                header, boxes.center, boxes.quat_xyzw, boxes.size, detections.scores, class_ids,
+                lifetime_s=params.marker_lifetime_s))
+        if outputs.debug_image is not None:
+            canvas = draw_boxes_cam(image_bgr, detections.boxes_cam, P, class_ids,
+                                    detections.scores)
+            outputs.debug_image.publish(
+                array_to_image_msg(canvas, "bgr8", Image(header=image_msg.header)))
+        processing_ms = (time.perf_counter() - start) * 1e3
+        outputs.processing_ms.publish(Float64(data=processing_ms))
+        outputs.latency_ms.publish(Float64(data=latency_ms))
+        self._counters.add_processed(processing_ms, latency_ms)
+
+    def _T_output_from_optical(self, image_msg: Image) -> np.ndarray | None:
+        """None for optical output; TF when it answers, else the configured extrinsic."""
+        params = self._loaded_params()
+        if not params.output_frame:
+            return None
+        if self._tf is not None:
+            T = self._tf.matrix(params.output_frame, image_msg.header.frame_id,
+                                image_msg.header.stamp)
+            if T is not None:
+                return T
+            self._warn("tf", f"no TF {params.output_frame} <- {image_msg.header.frame_id} at "
+                       f"{_stamp_text(image_msg)}; using parameter T_output_from_optical")
+        return params.T_output_from_optical
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _warn(self, kind: str, text: str) -> None:
+        """Warning throttled per kind of problem (one child logger per kind)."""
+        logger = self._problem_loggers.get(kind)
+        if logger is None:
+            logger = self._problem_loggers.setdefault(kind, self.get_logger().get_child(kind))
+        throttle_s = self.params.log_throttle_s if self.params is not None else 5.0
+        logger.warning(text, throttle_duration_sec=throttle_s)
+
+    def _loaded_params(self) -> DetectorParams:
+        if self.params is None:
+            raise RuntimeError("DetectorNode is not configured")
+        return self.params
+
+    def _stop_io(self) -> None:
+        self._running.clear()
+        self._slot.close()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=10.0)
+        self._worker = None
+        if self._inputs is not None:
+            self._inputs.destroy()
+            self._inputs = None
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        if self._outputs is not None:
+            for publisher in vars(self._outputs).values():
+                if publisher is not None:
+                    self.destroy_publisher(publisher)
+            self._outputs = None
+
+    def _release(self) -> None:
+        if self._predictor is not None:
+            self._predictor.release()
+            self._predictor = None
+        if self._tf is not None:
+            self._tf.close()
+            self._tf = None
+        self.params = None
+
+
+def _stamp_text(image: Image) -> str:
+    return f"{image.header.stamp.sec}.{image.header.stamp.nanosec:09d}"
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the detector standalone: configure and activate it (parameter autostart), spin."""
+    rclpy.init(args=args)
+    node: DetectorNode | None = None
+    code = 0
+    try:
+        node = DetectorNode()
+        if node.get_parameter("autostart").value and not node.start():
+            code = 1  # configure/activate already logged why
+        else:
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

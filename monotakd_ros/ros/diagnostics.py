@@ -1,0 +1,164 @@
+"""Pipeline health of the detector: counters per period, OK/WARN/ERROR levels, DiagnosticArray."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+from monotakd_ros.errors import ConfigError
+
+OK, WARN, ERROR = 0, 1, 2
+_LEVEL_BYTES = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN,
+                ERROR: DiagnosticStatus.ERROR}
+
+
+@dataclass(frozen=True)
+class DiagnosticThresholds:
+    """Where the pipeline turns WARN and ERROR."""
+
+    processing_warn_ms: float = 100.0
+    processing_error_ms: float = 500.0
+    drop_rate_warn: float = 0.5
+    drop_rate_error: float = 0.9
+    input_rate_warn_hz: float = 5.0
+    input_rate_error_hz: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.processing_warn_ms <= self.processing_error_ms:
+            raise ConfigError(f"diag_processing_warn_ms/error_ms: need 0 < warn <= error, got "
+                              f"{self.processing_warn_ms} / {self.processing_error_ms}")
+        if not 0.0 <= self.drop_rate_warn <= self.drop_rate_error <= 1.0:
+            raise ConfigError(f"diag_drop_rate_warn/error: need 0 <= warn <= error <= 1, got "
+                              f"{self.drop_rate_warn} / {self.drop_rate_error}")
+        if not 0.0 <= self.input_rate_error_hz <= self.input_rate_warn_hz:
+            raise ConfigError(f"diag_input_rate_warn_hz/error_hz: need 0 <= error <= warn, got "
+                              f"{self.input_rate_warn_hz} / {self.input_rate_error_hz}")
+
+
+@dataclass
+class PipelineWindow:
+    """What happened during one diagnostics period."""
+
+    duration_s: float
+    images: int = 0
+    camera_infos: int = 0
+    processed: int = 0
+    dropped: int = 0  # frames replaced by a newer one before the worker took them
+    bad_inputs: int = 0
+    processing_ms: list[float] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+
+    @property
+    def input_rate_hz(self) -> float:
+        """Images received per second."""
+        return self.images / self.duration_s if self.duration_s > 0.0 else 0.0
+
+    @property
+    def drop_rate(self) -> float:
+        """Fraction of complete frames that were never processed."""
+        offered = self.processed + self.dropped
+        return self.dropped / offered if offered else 0.0
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def pipeline_level(window: PipelineWindow, thresholds: DiagnosticThresholds) -> tuple[int, str]:
+    """Worst level over processing time, drop rate and input rate, and the reasons for it."""
+    checks = [
+        (_median(window.processing_ms), thresholds.processing_warn_ms,
+         thresholds.processing_error_ms, "processing {:.1f} ms > {:.1f} ms", True),
+        (window.drop_rate, thresholds.drop_rate_warn, thresholds.drop_rate_error,
+         "drop rate {:.2f} > {:.2f}", True),
+        (window.input_rate_hz, thresholds.input_rate_warn_hz, thresholds.input_rate_error_hz,
+         "input {:.1f} Hz < {:.1f} Hz", False),
+    ]
+    level, reasons = OK, []
+    for value, warn, error, text, above_is_bad in checks:
+        is_error = value > error if above_is_bad else value < error
+        is_warn = value > warn if above_is_bad else value < warn
+        if is_error or is_warn:
+            level = max(level, ERROR if is_error else WARN)
+            reasons.append(text.format(value, error if is_error else warn))
+    return level, "; ".join(reasons) if reasons else "OK"
+
+
+def window_values(window: PipelineWindow) -> dict[str, str]:
+    """The figures of a window as diagnostic key/value strings."""
+    return {
+        "images": str(window.images),
+        "input_rate_hz": f"{window.input_rate_hz:.2f}",
+        "camera_infos": str(window.camera_infos),
+        "processed": str(window.processed),
+        "dropped": str(window.dropped),
+        "drop_rate": f"{window.drop_rate:.3f}",
+        "bad_inputs": str(window.bad_inputs),
+        "processing_ms_median": f"{_median(window.processing_ms):.2f}",
+        "processing_ms_max": f"{max(window.processing_ms, default=0.0):.2f}",
+        "latency_ms_median": f"{_median(window.latency_ms):.2f}",
+    }
+
+
+def diagnostic_array_msg(stamp: Any, name: str, hardware_id: str, level: int, message: str,
+                         values: Mapping[str, str]) -> DiagnosticArray:
+    """A DiagnosticArray holding one status."""
+    status = DiagnosticStatus(level=_LEVEL_BYTES[level], name=name, message=message,
+                              hardware_id=hardware_id,
+                              values=[KeyValue(key=k, value=v) for k, v in values.items()])
+    out = DiagnosticArray(status=[status])
+    out.header.stamp = stamp
+    return out
+
+
+class PipelineCounters:
+    """Thread-safe counters filled by callbacks and the worker, emptied once per period."""
+
+    def __init__(self, start_s: float) -> None:
+        self._lock = threading.Lock()
+        self._window = PipelineWindow(duration_s=0.0)
+        self._start_s = start_s
+        self.total_processed = 0
+        self.total_bad_inputs = 0
+
+    def add_image(self) -> None:
+        """One Image message arrived."""
+        with self._lock:
+            self._window.images += 1
+
+    def add_camera_info(self) -> None:
+        """One CameraInfo message arrived."""
+        with self._lock:
+            self._window.camera_infos += 1
+
+    def add_processed(self, processing_ms: float, latency_ms: float) -> None:
+        """The worker published the detections of one frame."""
+        with self._lock:
+            self._window.processed += 1
+            self._window.processing_ms.append(processing_ms)
+            self._window.latency_ms.append(latency_ms)
+            self.total_processed += 1
+
+    def add_bad_input(self) -> None:
+        """A frame was rejected (bad encoding, CameraInfo, pixels)."""
+        with self._lock:
+            self._window.bad_inputs += 1
+            self.total_bad_inputs += 1
+
+    def add_dropped(self, count: int) -> None:
+        """Frames replaced by newer ones before processing."""
+        with self._lock:
+            self._window.dropped += count
+
+    def take_window(self, now_s: float) -> PipelineWindow:
+        """The window since the last call (its duration set), and start a new one."""
+        with self._lock:
+            window, self._window = self._window, PipelineWindow(duration_s=0.0)
+            window.duration_s = max(now_s - self._start_s, 0.0)
+            self._start_s = now_s
+        return window

@@ -1,0 +1,87 @@
+"""Diagnostics levels from processing time, drop rate and input rate."""
+
+from __future__ import annotations
+
+import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
+
+from monotakd_ros.errors import ConfigError
+from monotakd_ros.ros.diagnostics import (
+    ERROR,
+    OK,
+    WARN,
+    DiagnosticThresholds,
+    PipelineCounters,
+    PipelineWindow,
+    diagnostic_array_msg,
+    pipeline_level,
+    window_values,
+)
+
+THRESHOLDS = DiagnosticThresholds()  # warn/error: 100/500 ms, 0.5/0.9 dropped, 5/0.5 Hz
+
+
+def window(processing_ms: float = 50.0, processed: int = 10, dropped: int = 0,
+           images: int = 10) -> PipelineWindow:
+    return PipelineWindow(duration_s=1.0, images=images, processed=processed, dropped=dropped,
+                          processing_ms=[processing_ms] * processed)
+
+
+@pytest.mark.parametrize(("win", "level", "message"), [
+    (window(), OK, "OK"),
+    (window(processing_ms=150.0), WARN, "processing 150.0 ms > 100.0 ms"),
+    (window(processing_ms=600.0), ERROR, "processing 600.0 ms > 500.0 ms"),
+    (window(processed=4, dropped=6), WARN, "drop rate 0.60 > 0.50"),
+    (window(processed=1, dropped=19, images=20), ERROR, "drop rate 0.95 > 0.90"),
+    (window(images=2, processed=2), WARN, "input 2.0 Hz < 5.0 Hz"),
+    (window(images=0, processed=0), ERROR, "input 0.0 Hz < 0.5 Hz"),
+])
+def test_levels_and_reasons(win: PipelineWindow, level: int, message: str) -> None:
+    assert pipeline_level(win, THRESHOLDS) == (level, message)
+
+
+def test_worst_level_wins_and_all_reasons_are_listed() -> None:
+    level, message = pipeline_level(window(processing_ms=150.0, images=2, processed=1,
+                                           dropped=19), THRESHOLDS)
+    assert level == ERROR
+    assert message == ("processing 150.0 ms > 100.0 ms; drop rate 0.95 > 0.90; "
+                       "input 2.0 Hz < 5.0 Hz")
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"processing_warn_ms": 600.0}, "diag_processing_warn_ms"),
+    ({"drop_rate_error": 1.5}, "diag_drop_rate_warn"),
+    ({"input_rate_error_hz": 10.0}, "diag_input_rate_warn_hz"),
+])
+def test_inconsistent_thresholds_are_rejected(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        DiagnosticThresholds(**kwargs)
+
+
+def test_counters_fill_one_window_per_period() -> None:
+    counters = PipelineCounters(start_s=100.0)
+    for _ in range(4):
+        counters.add_image()
+    counters.add_camera_info()
+    counters.add_processed(20.0, 35.0)
+    counters.add_processed(30.0, 45.0)
+    counters.add_bad_input()
+    counters.add_dropped(2)
+    win = counters.take_window(now_s=102.0)
+    assert (win.duration_s, win.images, win.camera_infos, win.processed, win.dropped,
+            win.bad_inputs) == (2.0, 4, 1, 2, 2, 1)
+    assert win.input_rate_hz == 2.0 and win.drop_rate == 0.5
+    values = window_values(win)
+    assert values["processing_ms_median"] == "25.00" and values["latency_ms_median"] == "40.00"
+    assert counters.take_window(now_s=103.0).images == 0  # a fresh window
+    assert counters.total_processed == 2 and counters.total_bad_inputs == 1
+
+
+def test_message_carries_level_and_values() -> None:
+    from builtin_interfaces.msg import Time
+
+    msg = diagnostic_array_msg(Time(sec=5), "det: pipeline", "/cam", WARN, "slow", {"a": "1"})
+    status = msg.status[0]
+    assert msg.header.stamp.sec == 5 and status.level == DiagnosticStatus.WARN
+    assert (status.name, status.message, status.hardware_id) == ("det: pipeline", "slow", "/cam")
+    assert [(kv.key, kv.value) for kv in status.values] == [("a", "1")]
