@@ -9,6 +9,14 @@ STAMPS="$VENV/.monotakd-stamps"
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 digest() { cat "$@" | sha256sum | cut -d' ' -f1; }
+check_build_tools() {
+  command -v cmake >/dev/null || die "cmake not found: install it (apt-get install cmake) to generate $1"
+  command -v "${CC:-cc}" >/dev/null || die "no C compiler found: install gcc (apt-get install build-essential) to generate $1"
+  command -v "${CXX:-c++}" >/dev/null || die "no C++ compiler found: install g++ (apt-get install build-essential) to generate $1"
+}
+if [[ "${1:-}" == "--check-build-tools" ]]; then
+  check_build_tools "the ROS interfaces"; log "build tools found"; exit 0
+fi
 
 PY="${MONOTAKD_PYTHON:-}"
 if [[ -z "$PY" ]]; then
@@ -33,7 +41,6 @@ if [[ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$req_digest" ]]; then
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   echo "$req_digest" > "$STAMPS/requirements"
 fi
-
 # vision_msgs and tf2_msgs: use a sourced distro's packages when they exist, else build them.
 build_interface() {
   local pkg="$1" src="$ROOT/interfaces/$1"
@@ -44,9 +51,7 @@ build_interface() {
   if [[ "$(cat "$STAMPS/$pkg" 2>/dev/null)" == "$want" ]] && "$VENV/bin/python" -c "import $pkg.msg" 2>/dev/null; then
     return
   fi
-  command -v cmake >/dev/null || die "cmake not found: install it (apt-get install cmake) to generate $pkg"
-  command -v "${CC:-cc}" >/dev/null || die "no C compiler found: install gcc/g++ (apt-get install build-essential) to generate $pkg"
-  command -v "${CXX:-c++}" >/dev/null || die "no C++ compiler found: install g++ to generate $pkg"
+  check_build_tools "$pkg"
   log "generating $pkg from interfaces/$pkg/msg"
   local build="$VENV/.monotakd-build/$pkg"
   rm -rf "$build"; mkdir -p "$build"
