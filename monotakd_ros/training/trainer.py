@@ -77,6 +77,19 @@ def autocast_context(device: torch.device, amp: str) -> contextlib.AbstractConte
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def apply_gradients(model: nn.Module, optimizer: torch.optim.Optimizer,
+                    scaler: torch.amp.GradScaler, grad_clip: float) -> float | None:
+    """Clip on unscaled gradients (if ``grad_clip`` > 0), step, zero them; returns the norm."""
+    grad_norm = None
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), grad_clip))
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm
+
+
 def _wrap_for_ddp(stage: Stage, cfg: TrainConfig, ctx: DistContext) -> nn.Module:
     if not ctx.is_distributed:
         return stage.loss_module
@@ -212,13 +225,9 @@ def train(stage: Stage, data: TrainLoader, cfg: TrainConfig, run: RunDir, ctx: D
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) / cfg.grad_accum
         # 4. clip on unscaled gradients, then step
-        if cfg.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            sums["grad_norm"] = float(nn.utils.clip_grad_norm_(stage.model.parameters(),
-                                                               cfg.grad_clip))
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm = apply_gradients(stage.model, optimizer, scaler, cfg.grad_clip)
+        if grad_norm is not None:
+            sums["grad_norm"] = grad_norm
         progress.step += 1
         # 5. log, averaged over ranks; rank 0 writes
         losses = mean_across_ranks(sums, ctx)

@@ -1,0 +1,262 @@
+"""Distillation engine: learn the student from a frozen teacher and TA on streamed frames.
+
+Frames (camera image, P, LiDAR points and their extrinsic) are offered one at a time from any
+source: a bag read at full speed or live topics. Each frame becomes a FrameSample through the
+datasets' code path; a full batch makes one optimiser step with the student stage's own loss
+module and frozen models (``training.stages``), so bag distillation and ``monotakd-train`` share
+every loss term and the frozen set-up. Labels are never needed: unlabelled samples carry no
+targets, and only the feature (IMD, CMRD) and response terms act.
+
+Checkpoints (``training.checkpoint``, atomic) hold weights, optimizer, AMP scaler, RNG, the frame
+ledger and skip counts, so a resumed run continues exactly where its last checkpoint stood and
+never learns from a frame twice in a pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter, deque
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from monotakd_ros.bags.frames import BagFrame
+from monotakd_ros.configuration import dataclass_to_dict
+from monotakd_ros.data.batch import FrameSample, collate_frames
+from monotakd_ros.distill.ledger import FrameLedger, SkipTally
+from monotakd_ros.distill.samples import frame_id_of, sample_from_bag_frame
+from monotakd_ros.errors import CheckpointError, ConfigError, MonotakdError
+from monotakd_ros.training.checkpoint import (
+    TrainState,
+    load_checkpoint_meta,
+    load_model_weights,
+    load_optimizer_state,
+    load_train_state,
+    save_checkpoint,
+)
+from monotakd_ros.training.config import TrainConfig
+from monotakd_ros.training.logging_utils import CsvLog
+from monotakd_ros.training.rng_state import capture_rng_state, restore_rng_state
+from monotakd_ros.training.run_state import RunDir
+from monotakd_ros.training.schedule import learning_rate_at
+from monotakd_ros.training.stages import Stage, config_differences
+from monotakd_ros.training.trainer import apply_gradients, autocast_context, build_optimizer
+
+LOG = logging.getLogger(__name__)
+FRAMES_LOG = "frames_log.csv"
+_LOSS_WINDOW = 20  # steps averaged in the progress report
+
+
+class DistillEngine:
+    """Offer frames; every ``batch_size`` of them the student takes one optimiser step."""
+
+    def __init__(self, stage: Stage, train: TrainConfig, run: RunDir, device: torch.device,
+                 horizon_steps: int = 0) -> None:
+        if stage.name != "student" or stage.frozen is None:
+            raise ConfigError(f"the distiller trains a student stage with frozen models, "
+                                  f"got stage {stage.name!r}")
+        self.stage = stage.to(device)
+        self.stage.model.train()
+        self.train = train
+        self.run = run
+        self.device = device
+        self.horizon_steps = horizon_steps or train.max_steps
+        self.optimizer = build_optimizer(stage.model, train)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=train.amp == "fp16")
+        self.step = 0
+        self.ledger = FrameLedger()
+        self.skips = SkipTally()
+        self.source_skips: Counter[str] | None = None  # live counts of the source being read
+        self.already_used = 0  # offered again after a resume: learnt before, not counted
+        self.eval_results: dict[str, Any] = {}  # "before"/"after" metrics kept in checkpoints
+        self.last_losses: dict[str, float] = {}
+        self._recent: deque[dict[str, float]] = deque(maxlen=_LOSS_WINDOW)
+        self._pending: list[tuple[str, int, FrameSample]] = []
+        self._frames_this_run = 0
+        self._steps_this_run = 0
+        self._started: float | None = None
+        self._step_seconds = 0.0
+        self.train_log = CsvLog(run.train_csv)
+        self.frames_log = CsvLog(run.root / FRAMES_LOG)
+
+    @property
+    def finished(self) -> bool:
+        """True once ``train.max_steps`` (when set) steps are done."""
+        return 0 < self.train.max_steps <= self.step
+
+    def offer(self, source: str, frame: BagFrame) -> bool:
+        """Queue a frame for the next step; False if it was used before or cannot be used."""
+        if self.finished:
+            return False
+        if self._started is None:
+            self._started = time.perf_counter()
+        if self.ledger.contains(source, frame.stamp_ns) or any(
+                s == source and t == frame.stamp_ns for s, t, _ in self._pending):
+            self.already_used += 1
+            return False
+        try:
+            sample = sample_from_bag_frame(frame, self.stage.spec,
+                                           frame_id_of(source, frame.stamp_ns))
+        except (MonotakdError, ValueError) as err:
+            self.skip("bad_frame")
+            LOG.warning("%s: frame at %d ns skipped, unusable (%s)", source, frame.stamp_ns, err)
+            return False
+        self._pending.append((source, frame.stamp_ns, sample))
+        if len(self._pending) >= self.train.batch_size:
+            self._optimizer_step()
+        return True
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        """Count frames of the current source left out for ``reason``."""
+        self.skips.add(reason, count)
+
+    def flush(self) -> None:
+        """Learn from the queued frames now, even if fewer than a batch."""
+        if self._pending and not self.finished:
+            self._optimizer_step()
+        self._pending.clear()
+
+    def finish_source(self, source: str, source_skips: Counter[str] | None = None) -> None:
+        """A source was read to its end: learn its last frames and seal its skip counts."""
+        self.flush()
+        self.ledger.finish_source(source)
+        self.skips.close_source(source_skips)
+        self.source_skips = None
+
+    def start_next_pass(self) -> None:
+        """Begin another pass over the sources: each frame may be used once more."""
+        self.flush()
+        self.ledger.start_next_pass()
+
+    def _learning_rate(self) -> float:
+        if self.train.schedule == "constant" or self.horizon_steps <= 0:
+            return self.train.lr
+        return learning_rate_at(min(self.step, self.horizon_steps - 1), self.horizon_steps,
+                                self.train)
+
+    def _optimizer_step(self) -> None:
+        """One step on the queued frames: set LR, frozen targets, student loss, clip, step, log."""
+        pending, self._pending = self._pending, []
+        started = time.perf_counter()
+        lr = self._learning_rate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = collate_frames([sample for _, _, sample in pending]).to(self.device)
+        # The student stage's own targets and loss, exactly as monotakd-train computes them.
+        with autocast_context(self.device, self.train.amp):
+            frozen = self.stage.frozen_outputs(batch)  # no_grad inside
+            terms = self.stage.loss_module(batch, frozen)
+        losses = {name: float(value.detach()) for name, value in terms.items()}
+        if not math.isfinite(losses["total"]):
+            self.skip("nonfinite_loss", len(pending))
+            LOG.warning("step %d: non-finite loss terms %s; frames left out", self.step, losses)
+            return
+        self.scaler.scale(terms["total"]).backward()
+        grad_norm = apply_gradients(self.stage.model, self.optimizer, self.scaler,
+                                    self.train.grad_clip)
+        if grad_norm is not None:
+            losses["grad_norm"] = grad_norm
+        self.step += 1
+        for source, stamp_ns, _ in pending:
+            self.ledger.add(source, stamp_ns)
+            self.frames_log.append(self.step, {"source": source, "stamp_ns": stamp_ns})
+        seconds = time.perf_counter() - started
+        self._frames_this_run += len(pending)
+        self._steps_this_run += 1
+        self._step_seconds += seconds
+        self.last_losses = losses
+        self._recent.append(losses)
+        self.train_log.append(self.step, {"lr": lr, **losses, "frames": len(pending),
+                                          "step_time_s": seconds})
+        if self.train.log_interval and self.step % self.train.log_interval == 0:
+            LOG.info("step %d: loss %.4f (%d frames used, lr %.2e)", self.step,
+                     losses["total"], self.ledger.frames_used_total, lr)
+        if self.train.ckpt_interval and self.step % self.train.ckpt_interval == 0:
+            self.save()
+
+    def mean_recent_losses(self) -> dict[str, float]:
+        """Each loss term averaged over the last steps (up to 20)."""
+        if not self._recent:
+            return {}
+        names = self._recent[-1].keys()
+        return {n: sum(r.get(n, 0.0) for r in self._recent) / len(self._recent) for n in names}
+
+    def report(self) -> dict[str, Any]:
+        """Progress: frames used and skipped (by reason), loss terms, throughput."""
+        elapsed = time.perf_counter() - self._started if self._started else 0.0
+        skipped = self.skips.totals(self.source_skips)
+        return {
+            "step": self.step,
+            "pass": self.ledger.pass_index,
+            "frames_used": self.ledger.frames_used_total,
+            "frames_used_this_pass": len(self.ledger),
+            "frames_skipped": sum(skipped.values()),
+            "skipped": skipped,
+            "already_used": self.already_used,
+            "losses": dict(self.last_losses),
+            "losses_mean": self.mean_recent_losses(),
+            "frames_per_s": self._frames_this_run / elapsed if elapsed > 0 else 0.0,
+            # learning alone (targets, loss, step), without reading and waiting for frames
+            "learn_frames_per_s": (self._frames_this_run / self._step_seconds
+                                   if self._step_seconds > 0 else 0.0),
+            "step_time_s": self._step_seconds / max(1, self._steps_this_run),
+            "elapsed_s": elapsed,
+            "finished": self.finished,
+        }
+
+    def save(self, path: Path | None = None) -> Path:
+        """Atomic checkpoint of the state after ``step`` steps (queued frames are not in it)."""
+        path = Path(path) if path is not None else self.run.last
+        state = TrainState(step=self.step, epoch=self.ledger.pass_index,
+                           rng=capture_rng_state(), extra={
+                               "ledger": self.ledger.to_data(),
+                               "skipped": self.skips.to_data(),
+                               "scaler": self.scaler.state_dict(),
+                               "eval_results": self.eval_results,
+                               "horizon_steps": self.horizon_steps,
+                               "train_config": dataclass_to_dict(self.train),
+                           })
+        meta = self.stage.checkpoint_meta(self.step, self.ledger.pass_index,
+                                          self._checkpoint_metrics())
+        save_checkpoint(path, self.stage.model, meta, self.optimizer, state)
+        LOG.info("checkpoint %s: step %d, %d frames used", path, self.step,
+                 self.ledger.frames_used_total)
+        return path
+
+    def _checkpoint_metrics(self) -> dict[str, float]:
+        after = self.eval_results.get("after", {}).get("metrics", {})
+        return {k: float(v) for k, v in after.items()}
+
+    def restore(self, path: Path, keep_open_skips: bool) -> None:
+        """Continue from a checkpoint ``save`` wrote (same model config and run kind)."""
+        path = Path(path)
+        meta = load_checkpoint_meta(path)
+        if meta.stage != "student":
+            raise CheckpointError(f"{path}: is a {meta.stage!r} checkpoint, the distiller "
+                                  "resumes a student")
+        differences = config_differences(meta.model_config,
+                                         dataclass_to_dict(self.stage.model_cfg))
+        if differences:
+            raise CheckpointError(f"{path}: model config changed since the run started: "
+                                  + "; ".join(differences[:5]))
+        state = load_train_state(path)
+        if "ledger" not in state.extra:
+            raise CheckpointError(f"{path}: has no frame ledger; it was not written by the "
+                                  "distiller (use it as student_init instead of resuming)")
+        load_model_weights(path, self.stage.model)
+        load_optimizer_state(path, self.optimizer)
+        self.scaler.load_state_dict(state.extra.get("scaler", {}))
+        restore_rng_state(state.rng)
+        self.step = state.step
+        self.ledger = FrameLedger.from_data(state.extra["ledger"], str(path))
+        self.skips = SkipTally.from_data(state.extra["skipped"], str(path), keep_open_skips)
+        self.eval_results = dict(state.extra.get("eval_results") or {})
+        self.horizon_steps = int(state.extra.get("horizon_steps") or self.horizon_steps)
+        # Rows after the checkpoint describe steps whose weights were lost.
+        self.train_log.truncate_after(self.step + 1)
+        self.frames_log.truncate_after(self.step + 1)
+        LOG.info("resumed %s at step %d: pass %d, %d frames used", path, self.step,
+                 self.ledger.pass_index, self.ledger.frames_used_total)

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Does distillation on unlabelled raw drives help a student trained on a small labelled set?
+#
+# Per seed:
+#   1. a small labelled synthetic KITTI object set (train / val) and unlabelled synthetic raw
+#      drives, converted to rosbag2 bags in the kitti2bag layout;
+#   2. LiDAR teacher, TA and student (distilled, takd) trained on the labelled train split only;
+#   3. the student distilled further on the unlabelled bags (frozen teacher + TA, IMD + CMRD +
+#      response terms, no labels), evaluated on the labelled val split before and after.
+# Then Car AP3D R40 Easy/Moderate/Hard before/after, per seed and as mean +- std, is written into
+# docs/unlabeled_distillation.md between its "results" markers.
+#
+# Usage: scripts/experiment_unlabeled.sh [--smoke] [--out DIR] [--seeds "0 1 2"] [--doc FILE]
+#   --smoke    tiny sizes, to check the pipeline end to end (numbers meaningless)
+#   --doc      the markdown file to fill (default docs/unlabeled_distillation.md)
+# Sizes can be changed through the environment: LABELLED_FRAMES, RAW_DRIVES, RAW_FRAMES,
+# TEACHER_STEPS, TA_STEPS, STUDENT_STEPS, DISTILL_PASSES, DEVICE (auto|cpu|cuda).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=/dev/null
+source "$ROOT/scripts/env.sh"
+cd "$ROOT"
+
+OUT="$ROOT/runs/experiment_unlabeled"
+SEEDS="0 1 2"
+SMOKE=0
+DOC="$ROOT/docs/unlabeled_distillation.md"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --smoke) SMOKE=1; shift ;;
+    --out) OUT="$(realpath -m "$2")"; shift 2 ;;
+    --seeds) SEEDS="$2"; shift 2 ;;
+    --doc) DOC="$(realpath -m "$2")"; shift 2 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+
+if [[ $SMOKE -eq 1 ]]; then
+  : "${LABELLED_FRAMES:=8}" "${RAW_DRIVES:=1}" "${RAW_FRAMES:=6}" "${TEACHER_STEPS:=4}"
+  : "${TA_STEPS:=4}" "${STUDENT_STEPS:=4}" "${DISTILL_PASSES:=1}"
+else
+  : "${LABELLED_FRAMES:=400}" "${RAW_DRIVES:=4}" "${RAW_FRAMES:=200}" "${TEACHER_STEPS:=3000}"
+  : "${TA_STEPS:=3000}" "${STUDENT_STEPS:=3000}" "${DISTILL_PASSES:=2}"
+fi
+: "${DEVICE:=auto}"
+MODEL="$ROOT/config/models/small.yaml"
+PY=python
+mkdir -p "$OUT"
+STARTED=$(date +%s)
+echo "[experiment] out=$OUT seeds='$SEEDS' labelled=$LABELLED_FRAMES raw=${RAW_DRIVES}x$RAW_FRAMES" \
+  "steps teacher/ta/student=$TEACHER_STEPS/$TA_STEPS/$STUDENT_STEPS passes=$DISTILL_PASSES"
+
+train_stage() {  # stage out steps seed [extra args]
+  local stage=$1 out=$2 steps=$3 seed=$4
+  shift 4
+  if [[ -d "$out/checkpoints/last" ]]; then
+    echo "[experiment] $stage: $out exists, kept"
+    return
+  fi
+  "$PY" -m monotakd_ros.training.cli "$stage" --model-config "$MODEL" \
+    --train-config "$ROOT/config/train/$stage.yaml" --data "$DATA" --out "$out" \
+    --max-steps "$steps" --seed "$seed" --device "$DEVICE" "$@"
+}
+
+for SEED in $SEEDS; do
+  RUN="$OUT/seed_$SEED"
+  DATA="$RUN/labelled"
+  mkdir -p "$RUN"
+  echo "[experiment] seed $SEED: data"
+  [[ -d "$DATA/ImageSets" ]] || "$PY" -m monotakd_ros.data.synth.cli object --out "$DATA" \
+    --frames "$LABELLED_FRAMES" --seed "$SEED" --val-fraction 0.5 --test-fraction 0.0
+  [[ -d "$RUN/raw" ]] || "$PY" -m monotakd_ros.data.synth.cli raw --out "$RUN/raw" \
+    --frames "$RAW_FRAMES" --drives "$RAW_DRIVES" --seed "$((SEED + 1000))"
+  BAGS=()
+  for DRIVE in "$RUN"/raw/*/*_sync; do
+    BAG="$RUN/bags/$(basename "$DRIVE")"
+    [[ -d "$BAG" ]] || "$PY" -m monotakd_ros.bags.cli "$DRIVE" --out "$BAG" --quiet
+    BAGS+=("$BAG")
+  done
+
+  echo "[experiment] seed $SEED: teacher, TA, student on the labelled train split"
+  train_stage teacher "$RUN/teacher" "$TEACHER_STEPS" "$SEED"
+  train_stage ta "$RUN/ta" "$TA_STEPS" "$SEED"
+  train_stage student "$RUN/student" "$STUDENT_STEPS" "$SEED" --distill takd \
+    --teacher "$RUN/teacher/checkpoints/last" --assistant "$RUN/ta/checkpoints/last"
+
+  echo "[experiment] seed $SEED: distillation on ${#BAGS[@]} unlabelled bag(s)"
+  RESUME=()
+  [[ -d "$RUN/distill/checkpoints" ]] && RESUME=(--resume)
+  "$PY" -m monotakd_ros.nodes.distiller_cli --params-file "$ROOT/config/distill.yaml" \
+    --bags "${BAGS[@]}" --passes "$DISTILL_PASSES" --out "$RUN/distill" \
+    --teacher "$RUN/teacher/checkpoints/last" --assistant "$RUN/ta/checkpoints/last" \
+    --student-init "$RUN/student/checkpoints/last" --model-config "$MODEL" \
+    --eval-data "$DATA" --eval-split val --seed "$SEED" --device "$DEVICE" \
+    --no-progress-bar "${RESUME[@]}" | tee "$RUN/distill_tables.txt"
+done
+
+ELAPSED=$(( $(date +%s) - STARTED ))
+"$PY" - "$OUT" "$DOC" "$ELAPSED" "$SMOKE" "$SEEDS" <<'EOF'
+"""Fill the results section of the doc from each seed's distill/eval_results.json."""
+import json
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+out, doc, elapsed, smoke, seeds = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), \
+    sys.argv[4] == "1", sys.argv[5].split()
+keys = [f"car_ap3d_r40_{d}" for d in ("easy", "moderate", "hard")]
+rows, deltas = [], {k: [] for k in keys}
+for seed in seeds:
+    results = json.loads((out / f"seed_{seed}" / "distill" / "eval_results.json").read_text())
+    before, after = results["before"]["metrics"], results["after"]["metrics"]
+    report = results["report"]
+    cells = " / ".join(f"{before[k]:.2f}" for k in keys), " / ".join(f"{after[k]:.2f}" for k in keys)
+    rows.append(f"| {seed} | {cells[0]} | {cells[1]} | {report['frames_used']} | "
+                f"{report['frames_per_s']:.2f} |")
+    for k in keys:
+        deltas[k].append(after[k] - before[k])
+def mean_std(values):
+    return f"{statistics.mean(values):+.2f} ± {statistics.pstdev(values):.2f}"
+summary = " / ".join(mean_std(deltas[k]) for k in keys)
+lines = [
+    "<!-- results:begin -->",
+    f"Run: {'SMOKE (tiny sizes, numbers meaningless)' if smoke else 'full'}; seeds {', '.join(seeds)}; "
+    f"{elapsed / 60:.1f} min on {platform.node()} ({platform.platform()}).",
+    "",
+    "| seed | Car AP3D R40 E / M / H before | after | unlabelled frames used | frames/s |",
+    "|---|---|---|---|---|",
+    *rows,
+    "",
+    f"Change after − before (mean ± std over seeds), E / M / H: **{summary}**",
+    "<!-- results:end -->",
+]
+text = doc.read_text()
+start, end = text.index("<!-- results:begin -->"), text.index("<!-- results:end -->")
+doc.write_text(text[:start] + "\n".join(lines) + text[end + len("<!-- results:end -->"):])
+print("\n".join(lines))
+EOF
+echo "[experiment] done in $ELAPSED s; results in $DOC"
