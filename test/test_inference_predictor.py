@@ -171,7 +171,6 @@ def test_release_frees_the_model(checkpoint: Path) -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fp16_on_cuda_agrees_with_cpu(checkpoint: Path, predictor: StudentPredictor) -> None:
     gpu = StudentPredictor.from_checkpoint(checkpoint, device="cuda", fp16=True,
                                            score_threshold=LOW_SCORE, max_detections=30)
