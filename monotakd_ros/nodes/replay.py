@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="messages read ahead of publishing (--read-ahead-queue-size)")
     parser.add_argument("--wait-for-subscribers", nargs="+", default=[], metavar="TOPIC:N",
                         help="before playing, wait until TOPIC has N subscribers")
+    parser.add_argument("--wait-for-links", nargs="+", default=[], metavar="TOPIC",
+                        help="before playing, also wait until some other node publishes AND "
+                             "some node subscribes TOPIC (e.g. a detector's output)")
     parser.add_argument("--wait-timeout", type=float, default=30.0,
                         help="seconds to wait for subscribers before playing anyway")
     parser.add_argument("--linger", type=float, default=1.0,
@@ -184,6 +187,26 @@ class ReplayNode(Node):
             time.sleep(0.05)
         return False
 
+    def wait_for_links(self, topics: Sequence[str], timeout_s: float) -> bool:
+        """Wait until each topic has a publisher and a subscriber in the graph; False on timeout.
+
+        Downstream links (detector -> evaluator) matter too: output sent before its reader is
+        discovered is lost and would be counted as frames the detector dropped.
+        """
+        deadline = time.monotonic() + timeout_s
+        while rclpy.ok():
+            missing = [t for t in topics
+                       if self.count_publishers(t) < 1 or self.count_subscribers(t) < 1]
+            if not missing:
+                return True
+            if time.monotonic() > deadline:
+                self.get_logger().warning(
+                    f"no publisher/subscriber pair on {missing} after {timeout_s:.1f} s; "
+                    "playing anyway")
+                return False
+            time.sleep(0.05)
+        return False
+
     def announce_finished(self) -> None:
         """Tell listeners (the evaluator) that the replay has published everything."""
         self._finished.publish(Empty())
@@ -204,6 +227,7 @@ def _replay(args: argparse.Namespace) -> PlaybackSummary:
         reader = None
         try:
             node.wait_for_subscribers(waits, args.wait_timeout)
+            node.wait_for_links(args.wait_for_links, args.wait_timeout)
             time.sleep(args.delay)
             if args.start_paused:
                 node.get_logger().info("paused; publish std_msgs/Empty on "

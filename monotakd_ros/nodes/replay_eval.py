@@ -108,7 +108,8 @@ def replay_command(args: argparse.Namespace, topics: list[str]) -> list[str]:
         waits = list(args.wait_for_subscribers)
     return [sys.executable, "-m", "monotakd_ros.nodes.replay", str(args.bag),
             "--rate", repr(float(args.rate)), "--topics", *topics,
-            "--wait-for-subscribers", *waits, "--wait-timeout", repr(args.startup_timeout),
+            "--wait-for-subscribers", *waits, "--wait-for-links", args.detections_topic,
+            "--wait-timeout", repr(args.startup_timeout),
             "--delay", repr(float(args.start_delay))]
 
 
