@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -18,14 +17,13 @@ from monotakd_ros.data.kitti.labels import KittiLabels
 from monotakd_ros.data.predictions import detections_to_kitti_labels
 from monotakd_ros.distill.samples import frame_id_of, sample_from_bag_frame
 from monotakd_ros.errors import DatasetError, EvaluationError
-from monotakd_ros.eval.kitti_eval import evaluate_kitti
 from monotakd_ros.geometry.calib import CameraCalib
 from monotakd_ros.training.stages import Stage
 from monotakd_ros.training.validation import (
-    REPORTED_CLASS,
     Predictor,
     ValidationResult,
     evaluate_split,
+    validation_result,
 )
 
 LOG = logging.getLogger(__name__)
@@ -111,22 +109,6 @@ def evaluate_bag(predict: Predictor, bag: Path, spec: InputSpec, device: torch.d
         LOG.warning("%s: %d frames without ground truth were not evaluated", bag,
                     counts["no_labels"])
     return validation_result(ground_truth, predictions, spec.class_names)
-
-
-def validation_result(ground_truth: list[KittiLabels], predictions: list[KittiLabels],
-                      class_names: tuple[str, ...]) -> ValidationResult:
-    """Car AP3D / APBEV R40 and the table, as the trainer's validation reports them."""
-    classes = tuple(dict.fromkeys((*class_names, REPORTED_CLASS)))
-    result = evaluate_kitti(ground_truth, predictions, classes=classes)
-    ap3d = result.average_precision(REPORTED_CLASS, "3d", recall_points=40)
-    apbev = result.average_precision(REPORTED_CLASS, "bev", recall_points=40)
-    return ValidationResult(ap3d_r40=_triple(ap3d), apbev_r40=_triple(apbev),
-                            num_frames=len(ground_truth), table=result.format_table())
-
-
-def _triple(values: np.ndarray) -> tuple[float, float, float]:
-    easy, moderate, hard = (float(v) for v in values)
-    return easy, moderate, hard
 
 
 def result_record(result: ValidationResult) -> dict[str, Any]:

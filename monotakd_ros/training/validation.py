@@ -79,7 +79,13 @@ def evaluate_split(predict: Predictor, loader: DataLoader, dataset: KittiFrameDa
                 break
     if max_frames > 0:
         ground_truth, predictions = ground_truth[:max_frames], predictions[:max_frames]
-    classes = tuple(dict.fromkeys((*dataset.spec.class_names, REPORTED_CLASS)))
+    return validation_result(ground_truth, predictions, dataset.spec.class_names)
+
+
+def validation_result(ground_truth: list[KittiLabels], predictions: list[KittiLabels],
+                      class_names: Sequence[str]) -> ValidationResult:
+    """Car AP3D / APBEV R40 and the full table of ``predictions`` against ``ground_truth``."""
+    classes = tuple(dict.fromkeys((*class_names, REPORTED_CLASS)))
     result = evaluate_kitti(ground_truth, predictions, classes=classes)
     ap3d = result.average_precision(REPORTED_CLASS, "3d", recall_points=40)
     apbev = result.average_precision(REPORTED_CLASS, "bev", recall_points=40)
