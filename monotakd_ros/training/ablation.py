@@ -106,7 +106,7 @@ def ablation_markdown(summary: list[dict], command: str, machine: str, notes: st
     header = ["Model", *[f"AP3D {lv}" for lv in levels], *[f"APBEV {lv}" for lv in levels],
               "Seeds"]
     lines = [
-        "# MonoTAKD ablation (KITTI val, Car, AP R40 in %)", "",
+        "# MonoTAKD ablation (Car, AP R40 in %, on the val split of the data below)", "",
         f"- Command: `{command}`", f"- Machine: {machine}", f"- {notes}",
         "- Cells: mean ± sample std over the seeds.", "",
         "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
