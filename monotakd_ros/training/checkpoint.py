@@ -31,6 +31,7 @@ import numpy as np
 import safetensors
 import safetensors.torch
 import torch
+from safetensors.torch import load as tensors_from_safetensors_bytes
 from torch import nn
 
 from monotakd_ros import __version__
@@ -253,7 +254,7 @@ def decode_plain(value: Any, tensors: Mapping[str, torch.Tensor], source: Path) 
         if tag == "__tensor__":
             return tensors[body]
         if tag == "__tensor_b64__":
-            return safetensors.torch.load(base64.b64decode(body))["t"]
+            return tensors_from_safetensors_bytes(base64.b64decode(body))["t"]
         if tag == "__ndarray__":
             return np.asarray(body["data"], dtype=np.dtype(body["dtype"])).reshape(body["shape"])
     except (KeyError, TypeError, ValueError, safetensors.SafetensorError) as err:
