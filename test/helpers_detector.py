@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +219,17 @@ class DetectorClient:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+@contextmanager
+def running_detector(log_path: Path, params: dict[str, Any]) -> Iterator[tuple[NodeProcess,
+                                                                                DetectorClient]]:
+    """A detector process on ``params`` plus a client on its topics; both closed on exit."""
+    node = NodeProcess(log_path, params)
+    client = DetectorClient(str(params["image_topic"]), str(params["camera_info_topic"]))
+    try:
+        assert client.wait_for_detector(), f"node never came up:\n{node.log()}"
+        yield node, client
+    finally:
+        client.close()
+        assert node.stop() == 0, node.log()

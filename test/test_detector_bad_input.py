@@ -16,6 +16,7 @@ from helpers_detector import (
     camera_pair,
     half_size_frame,
     road_image,
+    running_detector,
     write_test_checkpoint,
 )
 from sensor_msgs.msg import Image
@@ -35,18 +36,12 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def running(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    node = NodeProcess(tmp_path_factory.mktemp("node") / "node.log", {
+    with running_detector(tmp_path_factory.mktemp("node") / "node.log", {
         "model_path": checkpoint, "device": "cpu", "cpu_threads": 1,
         "score_threshold": LOW_SCORE, "max_detections": 10, "image_topic": IMAGE_TOPIC,
         "camera_info_topic": INFO_TOPIC, "output_frame": BODY_FRAME,
-        "log_throttle_s": THROTTLE_S, "diagnostics_period": 0.5})
-    client = DetectorClient(IMAGE_TOPIC, INFO_TOPIC)
-    try:
-        assert client.wait_for_detector(), f"node never came up:\n{node.log()}"
-        yield node, client
-    finally:
-        client.close()
-        assert node.stop() == 0, node.log()
+        "log_throttle_s": THROTTLE_S, "diagnostics_period": 0.5}) as node_and_client:
+        yield node_and_client
 
 
 GOOD_IMAGE, GOOD_P = half_size_frame(seed=7)

@@ -18,9 +18,9 @@ from helpers_detector import (
     LOW_SCORE,
     ROOT,
     DetectorClient,
-    NodeProcess,
     camera_pair,
     half_size_frame,
+    running_detector,
     write_test_checkpoint,
 )
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -53,18 +53,12 @@ def offline(checkpoint: Path) -> StudentPredictor:
 
 @pytest.fixture(scope="module")
 def running(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    node = NodeProcess(tmp_path_factory.mktemp("node") / "node.log", {
+    with running_detector(tmp_path_factory.mktemp("node") / "node.log", {
         "model_path": checkpoint, "device": "cpu", "cpu_threads": 1,
         "score_threshold": LOW_SCORE, "max_detections": 20, "image_topic": IMAGE_TOPIC,
         "camera_info_topic": INFO_TOPIC, "publish_debug_image": True,
-        "diagnostics_period": 0.5})
-    client = DetectorClient(IMAGE_TOPIC, INFO_TOPIC)
-    try:
-        assert client.wait_for_detector(), f"node never came up:\n{node.log()}"
-        yield node, client
-    finally:
-        client.close()
-        assert node.stop() == 0, node.log()
+        "diagnostics_period": 0.5}) as node_and_client:
+        yield node_and_client
 
 
 def assert_same_quaternion(actual: np.ndarray, expected: np.ndarray) -> None:
