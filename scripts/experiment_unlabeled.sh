@@ -11,8 +11,13 @@
 # docs/unlabeled_distillation.md between its "results" markers.
 #
 # Usage: scripts/experiment_unlabeled.sh [--smoke] [--out DIR] [--seeds "0 1 2"] [--doc FILE]
-#   --smoke    tiny sizes, to check the pipeline end to end (numbers meaningless)
-#   --doc      the markdown file to fill (default docs/unlabeled_distillation.md)
+#                                        [--labelled-data DIR] [--models-from DIR]
+#   --smoke          tiny sizes, to check the pipeline end to end (numbers meaningless)
+#   --doc            the markdown file to fill (default docs/unlabeled_distillation.md)
+#   --labelled-data  an existing labelled KITTI object root (train / val splits) used by every
+#                    seed instead of generating one
+#   --models-from    a `monotakd-ablation --out` folder: seed_N/{teacher,ta,student_takd} are
+#                    used as seed N's teacher, TA and labelled student instead of training them
 # Sizes can be changed through the environment: LABELLED_FRAMES, RAW_DRIVES, RAW_FRAMES,
 # TEACHER_STEPS, TA_STEPS, STUDENT_STEPS, DISTILL_PASSES, DEVICE (auto|cpu|cuda).
 set -euo pipefail
@@ -25,12 +30,16 @@ OUT="$ROOT/runs/experiment_unlabeled"
 SEEDS="0 1 2"
 SMOKE=0
 DOC="$ROOT/docs/unlabeled_distillation.md"
+LABELLED_DATA=""
+MODELS_FROM=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --smoke) SMOKE=1; shift ;;
     --out) OUT="$(realpath -m "$2")"; shift 2 ;;
     --seeds) SEEDS="$2"; shift 2 ;;
     --doc) DOC="$(realpath -m "$2")"; shift 2 ;;
+    --labelled-data) LABELLED_DATA="$(realpath -m "$2")"; shift 2 ;;
+    --models-from) MODELS_FROM="$(realpath -m "$2")"; shift 2 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -64,8 +73,15 @@ train_stage() {  # stage out steps seed [extra args]
 
 for SEED in $SEEDS; do
   RUN="$OUT/seed_$SEED"
-  DATA="$RUN/labelled"
+  DATA="${LABELLED_DATA:-$RUN/labelled}"
   mkdir -p "$RUN"
+  if [[ -n "$MODELS_FROM" ]]; then  # reuse an ablation run's models (linked, never modified)
+    for PAIR in teacher:teacher ta:ta student:student_takd; do
+      SOURCE="$MODELS_FROM/seed_$SEED/${PAIR#*:}"
+      [[ -d "$SOURCE/checkpoints/last" ]] || { echo "missing $SOURCE/checkpoints/last" >&2; exit 2; }
+      [[ -e "$RUN/${PAIR%%:*}" ]] || ln -s "$SOURCE" "$RUN/${PAIR%%:*}"
+    done
+  fi
   echo "[experiment] seed $SEED: data"
   [[ -d "$DATA/ImageSets" ]] || "$PY" -m monotakd_ros.data.synth.cli object --out "$DATA" \
     --frames "$LABELLED_FRAMES" --seed "$SEED" --val-fraction 0.5 --test-fraction 0.0

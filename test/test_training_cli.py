@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 from training_fixtures import TINY_MODEL, TINY_TRAIN, write_tiny_kitti, write_yaml
 
 from monotakd_ros.training.cli import main
@@ -63,6 +65,43 @@ def test_errors_become_exit_code_2_with_the_reason_logged(
     assert main(args_for(env, "teacher", tmp_path / "t", "--unlabeled-drives",
                          str(tmp_path))) == 2
     assert "only the student stage learns from unlabelled frames" in caplog.text
+
+
+def _parameters(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """Learned tensors of a checkpoint (BatchNorm statistics move even without a step)."""
+    tensors = load_file(str(checkpoint / "model.safetensors"))
+    return {k: v for k, v in tensors.items() if "running_" not in k and "num_batches" not in k}
+
+
+def test_init_from_starts_a_new_run_from_a_checkpoint(env: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    assert main(args_for(env, "teacher", source)) == 0
+    frozen = write_yaml(tmp_path / "frozen.yaml", {**TINY_TRAIN, "lr": 1e-12,
+                                                   "schedule": "constant", "max_steps": 1})
+
+    def one_step(out: Path, *extra: str) -> dict[str, torch.Tensor]:
+        argv = args_for(env, "teacher", out, *extra)
+        argv[argv.index("--train-config") + 1] = str(frozen)
+        assert main(argv) == 0
+        return _parameters(RunDir(out).last)
+
+    start = _parameters(RunDir(source).last)
+    fine_tuned = one_step(tmp_path / "tuned", "--init-from", str(RunDir(source).last))
+    from_scratch = one_step(tmp_path / "scratch")
+    assert all(torch.allclose(fine_tuned[k], start[k], atol=1e-8) for k in start)
+    assert not all(torch.allclose(from_scratch[k], start[k], atol=1e-3) for k in start)
+
+
+def test_init_from_refuses_another_stage_and_resume(
+        env: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert main(args_for(env, "ta", tmp_path / "ta")) == 0
+    ta_last = str(RunDir(tmp_path / "ta").last)
+    assert main(args_for(env, "teacher", tmp_path / "t", "--init-from", ta_last)) == 2
+    assert "is a 'ta' checkpoint, expected a 'teacher' checkpoint" in caplog.text
+    assert main(args_for(env, "ta", tmp_path / "ta", "--init-from", ta_last,
+                         "--resume")) == 2
+    assert "--init-from starts a new run; --resume continues one" in caplog.text
 
 
 def test_csv_log_extends_columns_and_truncates_on_resume(tmp_path: Path) -> None:

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--assistant", type=Path, default=None, help="TA checkpoint folder")
     parser.add_argument("--distill", choices=("none", "cmkd", "imd", "takd"), default=None,
                         help="distillation preset (default: the train config's)")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="checkpoint of the same stage and model config whose weights start "
+                        "this run (fine-tuning; fresh optimiser and schedule)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out exactly from its last checkpoint")
     parser.add_argument("--seed", type=int, default=None)
@@ -71,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stage=args.stage, model_config=args.model_config, train_config=args.train_config,
         data=args.data, out=args.out, unlabeled_drives=tuple(args.unlabeled_drives),
         teacher=args.teacher, assistant=args.assistant, distill=args.distill,
-        resume=args.resume, seed=args.seed, max_steps=args.max_steps, device=args.device,
+        init_from=args.init_from, resume=args.resume, seed=args.seed,
+        max_steps=args.max_steps, device=args.device,
         command=("monotakd-train", *(sys.argv[1:] if argv is None else argv)))
     try:
         summary = run_stage(request)

@@ -20,7 +20,12 @@ from monotakd_ros.training.data_loading import (
 from monotakd_ros.training.distributed import DistContext, init_distributed
 from monotakd_ros.training.rng_state import seed_everything
 from monotakd_ros.training.run_state import RunDir, write_run_configs
-from monotakd_ros.training.stages import STAGE_NAMES, Stage, build_stage
+from monotakd_ros.training.stages import (
+    STAGE_NAMES,
+    Stage,
+    build_stage,
+    load_checked_checkpoint,
+)
 from monotakd_ros.training.trainer import TrainSummary, Validator, train
 from monotakd_ros.training.validation import evaluate_split
 
@@ -40,6 +45,7 @@ class StageRequest:
     teacher: Path | None = None
     assistant: Path | None = None
     distill: str | None = None
+    init_from: Path | None = None  # checkpoint whose weights start a new run (fine-tuning)
     resume: bool = False
     seed: int | None = None
     max_steps: int | None = None
@@ -65,6 +71,8 @@ def _check_request(request: StageRequest, run: RunDir) -> None:
     if request.stage != "student" and (request.teacher or request.assistant or request.distill):
         raise ConfigError(f"--teacher/--assistant/--distill: only for the student stage, not "
                           f"{request.stage!r}")
+    if request.init_from is not None and request.resume:
+        raise ConfigError("--init-from starts a new run; --resume continues one: pass one of them")
     if run.last.exists() and not request.resume:
         raise ConfigError(f"{run.last}: this run folder already has a checkpoint; pass --resume "
                           "to continue it or choose another --out")
@@ -96,6 +104,8 @@ def run_stage(request: StageRequest, stop_at_step: int | None = None,
     stage = build_stage(request.stage, model_cfg, spec, cfg.detection,
                         cfg.distill_config() if request.stage == "student" else None,
                         request.teacher, request.assistant)
+    if request.init_from is not None:  # same stage, same model config, or a named error
+        load_checked_checkpoint(Path(request.init_from), stage.name, model_cfg, stage.model)
     dataset = build_train_dataset(request.data, cfg.train_split, spec,
                                   request.unlabeled_drives, augment=cfg.augment)
     data = build_train_loader(dataset, cfg, ctx)
