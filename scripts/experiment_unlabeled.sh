@@ -6,9 +6,12 @@
 #      drives, converted to rosbag2 bags in the kitti2bag layout;
 #   2. LiDAR teacher, TA and student (distilled, takd) trained on the labelled train split only;
 #   3. the student distilled further on the unlabelled bags (frozen teacher + TA, IMD + CMRD +
-#      response terms, no labels), evaluated on the labelled val split before and after.
-# Then Car AP3D R40 Easy/Moderate/Hard before/after, per seed and as mean +- std, is written into
-# docs/unlabeled_distillation.md between its "results" markers.
+#      response terms, no labels), evaluated on the labelled val split before and after;
+#   4. a labelled control: the same student fine-tuned for as many steps, with the distiller's
+#      optimiser settings (config/train/student_finetune.yaml), on the labelled train split.
+# Then Car AP3D R40 Easy/Moderate/Hard before / after / control, per seed and as mean +- std, is
+# written into docs/unlabeled_distillation.md between its "results" markers
+# (scripts/experiment_unlabeled_report.py).
 #
 # Usage: scripts/experiment_unlabeled.sh [--smoke] [--out DIR] [--seeds "0 1 2"] [--doc FILE]
 #                                        [--labelled-data DIR] [--models-from DIR]
@@ -100,57 +103,35 @@ for SEED in $SEEDS; do
   train_stage student "$RUN/student" "$STUDENT_STEPS" "$SEED" --distill takd \
     --teacher "$RUN/teacher/checkpoints/last" --assistant "$RUN/ta/checkpoints/last"
 
-  echo "[experiment] seed $SEED: distillation on ${#BAGS[@]} unlabelled bag(s)"
-  RESUME=()
-  [[ -d "$RUN/distill/checkpoints" ]] && RESUME=(--resume)
-  "$PY" -m monotakd_ros.nodes.distiller_cli --params-file "$ROOT/config/distill.yaml" \
-    --bags "${BAGS[@]}" --passes "$DISTILL_PASSES" --out "$RUN/distill" \
-    --teacher "$RUN/teacher/checkpoints/last" --assistant "$RUN/ta/checkpoints/last" \
-    --student-init "$RUN/student/checkpoints/last" --model-config "$MODEL" \
-    --eval-data "$DATA" --eval-split val --seed "$SEED" --device "$DEVICE" \
-    --no-progress-bar "${RESUME[@]}" | tee "$RUN/distill_tables.txt"
+  if [[ -f "$RUN/distill/eval_results.json" ]]; then  # written when a distillation finishes
+    echo "[experiment] seed $SEED: distillation finished earlier, kept"
+  else
+    echo "[experiment] seed $SEED: distillation on ${#BAGS[@]} unlabelled bag(s)"
+    RESUME=()
+    [[ -d "$RUN/distill/checkpoints" ]] && RESUME=(--resume)
+    "$PY" -m monotakd_ros.nodes.distiller_cli --params-file "$ROOT/config/distill.yaml" \
+      --bags "${BAGS[@]}" --passes "$DISTILL_PASSES" --out "$RUN/distill" \
+      --teacher "$RUN/teacher/checkpoints/last" --assistant "$RUN/ta/checkpoints/last" \
+      --student-init "$RUN/student/checkpoints/last" --model-config "$MODEL" \
+      --eval-data "$DATA" --eval-split val --seed "$SEED" --device "$DEVICE" \
+      --no-progress-bar "${RESUME[@]}" | tee "$RUN/distill_tables.txt"
+  fi
+
+  # as many optimiser steps on labelled frames as the distillation took
+  DISTILL_STEPS=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["report"]["step"])' \
+    "$RUN/distill/eval_results.json")
+  echo "[experiment] seed $SEED: labelled control, $DISTILL_STEPS fine-tuning steps"
+  CONTROL_ARGS=(--init-from "$RUN/student/checkpoints/last")
+  [[ -d "$RUN/control/checkpoints/last" ]] && CONTROL_ARGS=(--resume)
+  [[ -s "$RUN/control/val_log.csv" ]] && continue  # validated at its end: finished earlier
+  "$PY" -m monotakd_ros.training.cli student --model-config "$MODEL" \
+    --train-config "$ROOT/config/train/student_finetune.yaml" --data "$DATA" \
+    --out "$RUN/control" --max-steps "$DISTILL_STEPS" --seed "$SEED" --device "$DEVICE" \
+    --distill takd --teacher "$RUN/teacher/checkpoints/last" \
+    --assistant "$RUN/ta/checkpoints/last" "${CONTROL_ARGS[@]}"
 done
 
 ELAPSED=$(( $(date +%s) - STARTED ))
-"$PY" - "$OUT" "$DOC" "$ELAPSED" "$SMOKE" "$SEEDS" <<'EOF'
-"""Fill the results section of the doc from each seed's distill/eval_results.json."""
-import json
-import platform
-import statistics
-import sys
-from pathlib import Path
-
-out, doc, elapsed, smoke, seeds = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), \
-    sys.argv[4] == "1", sys.argv[5].split()
-keys = [f"car_ap3d_r40_{d}" for d in ("easy", "moderate", "hard")]
-rows, deltas = [], {k: [] for k in keys}
-for seed in seeds:
-    results = json.loads((out / f"seed_{seed}" / "distill" / "eval_results.json").read_text())
-    before, after = results["before"]["metrics"], results["after"]["metrics"]
-    report = results["report"]
-    cells = " / ".join(f"{before[k]:.2f}" for k in keys), " / ".join(f"{after[k]:.2f}" for k in keys)
-    rows.append(f"| {seed} | {cells[0]} | {cells[1]} | {report['frames_used']} | "
-                f"{report['frames_per_s']:.2f} |")
-    for k in keys:
-        deltas[k].append(after[k] - before[k])
-def mean_std(values):
-    return f"{statistics.mean(values):+.2f} ± {statistics.pstdev(values):.2f}"
-summary = " / ".join(mean_std(deltas[k]) for k in keys)
-lines = [
-    "<!-- results:begin -->",
-    f"Run: {'SMOKE (tiny sizes, numbers meaningless)' if smoke else 'full'}; seeds {', '.join(seeds)}; "
-    f"{elapsed / 60:.1f} min on {platform.node()} ({platform.platform()}).",
-    "",
-    "| seed | Car AP3D R40 E / M / H before | after | unlabelled frames used | frames/s |",
-    "|---|---|---|---|---|",
-    *rows,
-    "",
-    f"Change after − before (mean ± std over seeds), E / M / H: **{summary}**",
-    "<!-- results:end -->",
-]
-text = doc.read_text()
-start, end = text.index("<!-- results:begin -->"), text.index("<!-- results:end -->")
-doc.write_text(text[:start] + "\n".join(lines) + text[end + len("<!-- results:end -->"):])
-print("\n".join(lines))
-EOF
+"$PY" "$ROOT/scripts/experiment_unlabeled_report.py" --out "$OUT" --doc "$DOC" \
+  --seeds $SEEDS $([[ $SMOKE -eq 1 ]] && echo --smoke)
 echo "[experiment] done in $ELAPSED s; results in $DOC"
