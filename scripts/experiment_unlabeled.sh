@@ -21,6 +21,7 @@
 #                    seed instead of generating one
 #   --models-from    a `monotakd-ablation --out` folder: seed_N/{teacher,ta,student_takd} are
 #                    used as seed N's teacher, TA and labelled student instead of training them
+#                    (a seed the folder lacks is trained here)
 # Sizes can be changed through the environment: LABELLED_FRAMES, RAW_DRIVES, RAW_FRAMES,
 # TEACHER_STEPS, TA_STEPS, STUDENT_STEPS, DISTILL_PASSES, DEVICE (auto|cpu|cuda).
 set -euo pipefail
@@ -81,8 +82,11 @@ for SEED in $SEEDS; do
   if [[ -n "$MODELS_FROM" ]]; then  # reuse an ablation run's models (linked, never modified)
     for PAIR in teacher:teacher ta:ta student:student_takd; do
       SOURCE="$MODELS_FROM/seed_$SEED/${PAIR#*:}"
-      [[ -d "$SOURCE/checkpoints/last" ]] || { echo "missing $SOURCE/checkpoints/last" >&2; exit 2; }
-      [[ -e "$RUN/${PAIR%%:*}" ]] || ln -s "$SOURCE" "$RUN/${PAIR%%:*}"
+      if [[ ! -d "$SOURCE/checkpoints/last" ]]; then
+        echo "[experiment] seed $SEED: no $SOURCE/checkpoints/last, ${PAIR%%:*} is trained here"
+      elif [[ ! -e "$RUN/${PAIR%%:*}" ]]; then
+        ln -s "$SOURCE" "$RUN/${PAIR%%:*}"
+      fi
     done
   fi
   echo "[experiment] seed $SEED: data"
