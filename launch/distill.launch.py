@@ -23,14 +23,15 @@ from launch_ros.actions import Node
 from launch import LaunchContext, LaunchDescription
 
 _STRING_ARGUMENTS = ("mode", "out_dir", "teacher", "assistant", "student_init", "model_config",
-                     "calib_file", "eval_data")
+                     "calib_file", "eval_data", "labelled_data")
 _FLOAT_ARGUMENTS = ("idle_timeout_s",)
+_INT_ARGUMENTS = ("labelled_per_step",)
 
 
 def _distiller(context: LaunchContext) -> list[Node]:
     """The node, with only the launch arguments that were given on top of the file."""
     overrides: dict[str, object] = {}
-    for name in (*_STRING_ARGUMENTS, *_FLOAT_ARGUMENTS, "bags", "resume"):
+    for name in (*_STRING_ARGUMENTS, *_FLOAT_ARGUMENTS, *_INT_ARGUMENTS, "bags", "resume"):
         value = LaunchConfiguration(name).perform(context)
         if value == "":
             continue
@@ -40,6 +41,8 @@ def _distiller(context: LaunchContext) -> list[Node]:
             overrides[name] = value.lower() in ("true", "1", "yes")
         elif name in _FLOAT_ARGUMENTS:
             overrides[name] = float(value)
+        elif name in _INT_ARGUMENTS:
+            overrides[name] = int(value)
         else:
             overrides[name] = value
     return [Node(
@@ -60,7 +63,8 @@ def generate_launch_description() -> LaunchDescription:
         description="parameter file of the distiller")]
     arguments += [DeclareLaunchArgument(name, default_value="",
                                         description=f"distiller parameter {name}")
-                  for name in (*_STRING_ARGUMENTS, *_FLOAT_ARGUMENTS, "resume")]
+                  for name in (*_STRING_ARGUMENTS, *_FLOAT_ARGUMENTS, *_INT_ARGUMENTS,
+                               "resume")]
     arguments.append(DeclareLaunchArgument(
         "bags", default_value="", description="bag mode: comma-separated bag paths"))
     return LaunchDescription([*arguments, OpaqueFunction(function=_distiller)])

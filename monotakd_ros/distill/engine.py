@@ -5,7 +5,8 @@ source: a bag read at full speed or live topics. Each frame becomes a FrameSampl
 datasets' code path; a full batch makes one optimiser step with the student stage's own loss
 module and frozen models (``training.stages``), so bag distillation and ``monotakd-train`` share
 every loss term and the frozen set-up. Labels are never needed: unlabelled samples carry no
-targets, and only the feature (IMD, CMRD) and response terms act.
+targets, and only the feature (IMD, CMRD) and response terms act. Optionally, labelled frames
+join every step (``replay``), so the ground-truth detection loss keeps acting.
 
 Checkpoints (``training.checkpoint``, atomic) hold weights, optimizer, AMP scaler, RNG, the frame
 ledger and skip counts, so a resumed run continues exactly where its last checkpoint stood and
@@ -27,6 +28,7 @@ from monotakd_ros.bags.frames import BagFrame
 from monotakd_ros.configuration import dataclass_to_dict
 from monotakd_ros.data.batch import FrameSample, collate_frames
 from monotakd_ros.distill.ledger import FrameLedger, SkipTally
+from monotakd_ros.distill.replay import LabelledReplay
 from monotakd_ros.distill.samples import frame_id_of, sample_from_bag_frame
 from monotakd_ros.errors import CheckpointError, ConfigError, MonotakdError
 from monotakd_ros.training.checkpoint import (
@@ -54,7 +56,7 @@ class DistillEngine:
     """Offer frames; every ``batch_size`` of them the student takes one optimiser step."""
 
     def __init__(self, stage: Stage, train: TrainConfig, run: RunDir, device: torch.device,
-                 horizon_steps: int = 0) -> None:
+                 horizon_steps: int = 0, replay: LabelledReplay | None = None) -> None:
         if stage.name != "student" or stage.frozen is None:
             raise ConfigError(f"the distiller trains a student stage with frozen models, "
                                   f"got stage {stage.name!r}")
@@ -66,6 +68,7 @@ class DistillEngine:
         self.horizon_steps = horizon_steps or train.max_steps
         self.optimizer = build_optimizer(stage.model, train)
         self.scaler = torch.amp.GradScaler(device.type, enabled=train.amp == "fp16")
+        self.replay = replay
         self.step = 0
         self.ledger = FrameLedger()
         self.skips = SkipTally()
@@ -144,7 +147,10 @@ class DistillEngine:
         lr = self._learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        batch = collate_frames([sample for _, _, sample in pending]).to(self.device)
+        samples = [sample for _, _, sample in pending]
+        if self.replay is not None:
+            samples += self.replay.samples_for_step(self.step)
+        batch = collate_frames(samples).to(self.device)
         # The student stage's own targets and loss, exactly as monotakd-train computes them.
         with autocast_context(self.device, self.train.amp):
             frozen = self.stage.frozen_outputs(batch)  # no_grad inside
@@ -193,6 +199,7 @@ class DistillEngine:
             "pass": self.ledger.pass_index,
             "frames_used": self.ledger.frames_used_total,
             "frames_used_this_pass": len(self.ledger),
+            "labelled_frames_used": self.step * self.replay.per_step if self.replay else 0,
             "frames_skipped": sum(skipped.values()),
             "skipped": skipped,
             "already_used": self.already_used,

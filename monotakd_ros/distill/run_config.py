@@ -61,6 +61,9 @@ class DistillerConfig:
     eval_data: Path | None = None  # KITTI object root or a bag with ground truth
     eval_split: str = ""  # object root: ImageSets name or split file; "" = every frame
     eval_max_frames: int = 0  # 0 = all
+    labelled_data: Path | None = None  # KITTI object root whose frames join every step (replay)
+    labelled_split: str = "train"  # ImageSets name or split file of labelled_data; "" = all
+    labelled_per_step: int = 0  # labelled frames added to each step (needs labelled_data)
     train: TrainConfig = field(default_factory=distill_train_defaults)
 
     def __post_init__(self) -> None:
@@ -74,6 +77,12 @@ class DistillerConfig:
         if self.queue_size < 1 or self.progress_period_s <= 0:
             raise ConfigError(f"queue_size must be >= 1 and progress_period_s > 0, got "
                               f"{self.queue_size} / {self.progress_period_s}")
+        if (self.labelled_data is None) != (self.labelled_per_step == 0):
+            raise ConfigError(f"labelled_data and labelled_per_step go together (replay of "
+                              f"labelled frames): got {self.labelled_data} and "
+                              f"{self.labelled_per_step}")
+        if self.labelled_per_step < 0:
+            raise ConfigError(f"labelled_per_step: must be >= 0, got {self.labelled_per_step}")
         if self.train.distill == "none":
             raise ConfigError("train.distill: 'none' has no distillation term, and unlabelled "
                               "frames give no detection loss; use takd, imd or cmkd")

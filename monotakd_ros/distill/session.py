@@ -21,6 +21,7 @@ from monotakd_ros.distill.bag_source import (
 )
 from monotakd_ros.distill.engine import DistillEngine
 from monotakd_ros.distill.evaluation import evaluate_student, result_record
+from monotakd_ros.distill.replay import LabelledReplay
 from monotakd_ros.distill.run_config import DistillerConfig
 from monotakd_ros.errors import CheckpointError, ConfigError
 from monotakd_ros.geometry.calib import CameraCalib
@@ -108,7 +109,11 @@ class DistillSession:
         self.run.root.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(config.train.device)
         self.stage = build_student_stage(config)
-        self.engine = DistillEngine(self.stage, config.train, self.run, self.device, horizon)
+        replay = (LabelledReplay(config.labelled_data, config.labelled_split, self.stage.spec,
+                                 config.labelled_per_step, config.train.seed)
+                  if config.labelled_data is not None else None)
+        self.engine = DistillEngine(self.stage, config.train, self.run, self.device, horizon,
+                                    replay)
         if resume_from is not None:
             self.engine.restore(resume_from, keep_open_skips=config.mode == "topic")
         elif config.eval_data is not None:

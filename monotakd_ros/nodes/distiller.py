@@ -73,6 +73,10 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
                   "and after; empty: no evaluation"),
     "eval_split": ("", "ImageSets name or split file of eval_data; empty: every frame"),
     "eval_max_frames": (0, "evaluate at most this many frames; 0: all"),
+    "labelled_data": ("", "KITTI object root whose labelled frames join every step "
+                      "(replay, keeps the detection loss acting); empty: unlabelled only"),
+    "labelled_split": ("train", "ImageSets name or split file of labelled_data"),
+    "labelled_per_step": (0, "labelled frames added to every step; > 0 with labelled_data"),
     "train.lr": (_TRAIN.lr, "AdamW learning rate"),
     "train.weight_decay": (_TRAIN.weight_decay, "AdamW weight decay"),
     "train.schedule": (_TRAIN.schedule, "constant | onecycle | cosine (needs max_steps in "

@@ -20,13 +20,15 @@ from monotakd_ros.nodes.distiller import run_node
 # flag destination -> node parameter
 _PATH_FLAGS = {"out": "out_dir", "teacher": "teacher", "assistant": "assistant",
                "student_init": "student_init", "model_config": "model_config",
-               "calib_file": "calib_file", "eval_data": "eval_data"}
+               "calib_file": "calib_file", "eval_data": "eval_data",
+               "labelled_data": "labelled_data"}
 _VALUE_FLAGS = {"mode": "mode", "passes": "passes", "slop_s": "slop_s",
                 "idle_timeout_s": "idle_timeout_s", "eval_split": "eval_split",
                 "eval_max_frames": "eval_max_frames", "max_steps": "train.max_steps",
                 "batch_size": "train.batch_size", "lr": "train.lr", "device": "train.device",
                 "ckpt_interval": "train.ckpt_interval", "distill": "train.distill",
-                "seed": "train.seed"}
+                "seed": "train.seed", "labelled_split": "labelled_split",
+                "labelled_per_step": "labelled_per_step"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "before and after distillation")
     parser.add_argument("--eval-split", default=None, help="ImageSets name of --eval-data")
     parser.add_argument("--eval-max-frames", type=int, default=None)
+    parser.add_argument("--labelled-data", type=Path, default=None, metavar="DIR",
+                        help="KITTI object root whose labelled frames join every step (replay)")
+    parser.add_argument("--labelled-split", default=None,
+                        help="ImageSets name of --labelled-data (default: train)")
+    parser.add_argument("--labelled-per-step", type=int, default=None,
+                        help="labelled frames added to every step")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint")
     parser.add_argument("--passes", type=int, default=None, help="reads of every bag")
