@@ -6,9 +6,12 @@
 #      drives, converted to rosbag2 bags in the kitti2bag layout;
 #   2. LiDAR teacher, TA and student (distilled, takd) trained on the labelled train split only;
 #   3. the student distilled further on the unlabelled bags (frozen teacher + TA, IMD + CMRD +
-#      response terms, no labels), evaluated on the labelled val split before and after;
-#   4. a labelled control: the same student fine-tuned for as many steps, with the distiller's
-#      optimiser settings (config/train/student_finetune.yaml), on the labelled train split.
+#      response terms, no labels on the bags), with LABELLED_PER_STEP labelled train frames
+#      replayed into every step (0: unlabelled frames only), evaluated on the labelled val split
+#      before and after;
+#   4. a labelled control: the same student fine-tuned for as many steps on the labelled train
+#      split alone, with the distiller's optimiser settings (config/train/student_finetune.yaml:
+#      batch 2, i.e. as many labelled frames per step as the default replay).
 # Then Car AP3D R40 Easy/Moderate/Hard before / after / control, per seed and as mean +- std, is
 # written into docs/unlabeled_distillation.md between its "results" markers
 # (scripts/experiment_unlabeled_report.py).
@@ -23,7 +26,8 @@
 #                    used as seed N's teacher, TA and labelled student instead of training them
 #                    (a seed the folder lacks is trained here)
 # Sizes can be changed through the environment: LABELLED_FRAMES, RAW_DRIVES, RAW_FRAMES,
-# TEACHER_STEPS, TA_STEPS, STUDENT_STEPS, DISTILL_PASSES, DEVICE (auto|cpu|cuda).
+# TEACHER_STEPS, TA_STEPS, STUDENT_STEPS, DISTILL_PASSES, DISTILL_MAX_STEPS (0: every frame),
+# LABELLED_PER_STEP, DEVICE (auto|cpu|cuda).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=/dev/null
@@ -55,13 +59,14 @@ else
   : "${LABELLED_FRAMES:=400}" "${RAW_DRIVES:=4}" "${RAW_FRAMES:=200}" "${TEACHER_STEPS:=3000}"
   : "${TA_STEPS:=3000}" "${STUDENT_STEPS:=3000}" "${DISTILL_PASSES:=2}"
 fi
-: "${DEVICE:=auto}"
+: "${DEVICE:=auto}" "${LABELLED_PER_STEP:=2}" "${DISTILL_MAX_STEPS:=0}"
 MODEL="$ROOT/config/models/small.yaml"
 PY=python
 mkdir -p "$OUT"
 STARTED=$(date +%s)
 echo "[experiment] out=$OUT seeds='$SEEDS' labelled=$LABELLED_FRAMES raw=${RAW_DRIVES}x$RAW_FRAMES" \
-  "steps teacher/ta/student=$TEACHER_STEPS/$TA_STEPS/$STUDENT_STEPS passes=$DISTILL_PASSES"
+  "steps teacher/ta/student=$TEACHER_STEPS/$TA_STEPS/$STUDENT_STEPS passes=$DISTILL_PASSES" \
+  "labelled replay/step=${LABELLED_PER_STEP:-2}"
 
 train_stage() {  # stage out steps seed [extra args]
   local stage=$1 out=$2 steps=$3 seed=$4
@@ -113,12 +118,16 @@ for SEED in $SEEDS; do
     echo "[experiment] seed $SEED: distillation on ${#BAGS[@]} unlabelled bag(s)"
     RESUME=()
     [[ -d "$RUN/distill/checkpoints" ]] && RESUME=(--resume)
+    REPLAY=()
+    [[ $LABELLED_PER_STEP -gt 0 ]] && REPLAY=(--labelled-data "$DATA" --labelled-split train \
+      --labelled-per-step "$LABELLED_PER_STEP")
     "$PY" -m monotakd_ros.nodes.distiller_cli --params-file "$ROOT/config/distill.yaml" \
       --bags "${BAGS[@]}" --passes "$DISTILL_PASSES" --out "$RUN/distill" \
       --teacher "$RUN/teacher/checkpoints/last" --assistant "$RUN/ta/checkpoints/last" \
       --student-init "$RUN/student/checkpoints/last" --model-config "$MODEL" \
       --eval-data "$DATA" --eval-split val --seed "$SEED" --device "$DEVICE" \
-      --no-progress-bar "${RESUME[@]}" | tee "$RUN/distill_tables.txt"
+      --schedule cosine --warmup-steps 50 --max-steps "$DISTILL_MAX_STEPS" \
+      --no-progress-bar "${REPLAY[@]}" "${RESUME[@]}" | tee "$RUN/distill_tables.txt"
   fi
 
   # as many optimiser steps on labelled frames as the distillation took

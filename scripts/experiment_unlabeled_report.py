@@ -54,13 +54,14 @@ def results_section(out: Path, seeds: list[str], smoke: bool) -> str:
     with_control = all("control" in s for s in per_seed)
     header = "| seed | before (E / M / H) | after distillation | "
     header += "labelled control | " if with_control else ""
-    header += "unlabelled frames | distill steps | distill min | frames/s |"
+    header += "unlabelled frames | replayed labelled frames | steps | distill min | frames/s |"
     rows = []
     for seed, result in zip(seeds, per_seed, strict=True):
         report = result["report"]
         control = f" {triple(result['control'])} |" if with_control else ""
         rows.append(f"| {seed} | {triple(result['before'])} | {triple(result['after'])} |"
-                    f"{control} {report['frames_used']} | {report['step']} | "
+                    f"{control} {report['frames_used']} | "
+                    f"{report.get('labelled_frames_used', 0)} | {report['step']} | "
                     f"{report['elapsed_s'] / 60:.1f} | {report['frames_per_s']:.2f} |")
     run_kind = "SMOKE (tiny sizes, numbers meaningless)" if smoke else "full"
     lines = [

@@ -80,15 +80,19 @@ def test_replay_settings_go_together(env: dict[str, Path], tmp_path: Path) -> No
         distiller_config(env, tmp_path, [env["bag"]], labelled_per_step=1)
 
 
-def test_every_config_field_is_a_node_parameter_and_the_cli_sets_replay(
+def test_every_config_field_is_a_node_parameter_and_the_cli_sets_them(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fields = {f.name for f in dataclasses.fields(DistillerConfig)} - {"train"}
     assert fields <= set(PARAMETERS), sorted(fields - set(PARAMETERS))
     monkeypatch.chdir(tmp_path)
     args = build_parser().parse_args(["--labelled-data", "kitti", "--labelled-split", "val",
-                                      "--labelled-per-step", "2"])
+                                      "--labelled-per-step", "2", "--schedule", "cosine",
+                                      "--warmup-steps", "50"])
     ros_args = ros_arguments(args)
     overrides = dict(ros_args[i + 1].split(":=", 1) for i in range(1, len(ros_args), 2))
     assert json.loads(overrides["labelled_data"]) == str(tmp_path / "kitti")
     assert json.loads(overrides["labelled_split"]) == "val"
     assert overrides["labelled_per_step"] == "2"
+    assert json.loads(overrides["train.schedule"]) == "cosine"
+    assert overrides["train.warmup_steps"] == "50"
+    assert {"train.schedule", "train.warmup_steps", "train.min_lr_ratio"} <= set(PARAMETERS)

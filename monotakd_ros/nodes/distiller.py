@@ -81,6 +81,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "train.weight_decay": (_TRAIN.weight_decay, "AdamW weight decay"),
     "train.schedule": (_TRAIN.schedule, "constant | onecycle | cosine (needs max_steps in "
                        "topic mode)"),
+    "train.warmup_steps": (_TRAIN.warmup_steps, "cosine: linear warm-up steps"),
+    "train.min_lr_ratio": (_TRAIN.min_lr_ratio, "cosine: final lr = lr * min_lr_ratio"),
     "train.batch_size": (_TRAIN.batch_size, "frames per optimiser step"),
     "train.max_steps": (_TRAIN.max_steps, "stop after this many steps; 0: when the data ends"),
     "train.grad_clip": (_TRAIN.grad_clip, "max gradient norm; 0 disables clipping"),

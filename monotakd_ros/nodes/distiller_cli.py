@@ -26,6 +26,7 @@ _VALUE_FLAGS = {"mode": "mode", "passes": "passes", "slop_s": "slop_s",
                 "idle_timeout_s": "idle_timeout_s", "eval_split": "eval_split",
                 "eval_max_frames": "eval_max_frames", "max_steps": "train.max_steps",
                 "batch_size": "train.batch_size", "lr": "train.lr", "device": "train.device",
+                "schedule": "train.schedule", "warmup_steps": "train.warmup_steps",
                 "ckpt_interval": "train.ckpt_interval", "distill": "train.distill",
                 "seed": "train.seed", "labelled_split": "labelled_split",
                 "labelled_per_step": "labelled_per_step"}
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--schedule", choices=("constant", "onecycle", "cosine"), default=None,
+                        help="learning-rate schedule; bag mode knows the run length")
+    parser.add_argument("--warmup-steps", type=int, default=None, help="cosine warm-up steps")
     parser.add_argument("--ckpt-interval", type=int, default=None)
     parser.add_argument("--distill", choices=("takd", "imd", "cmkd"), default=None)
     parser.add_argument("--seed", type=int, default=None)
