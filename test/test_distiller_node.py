@@ -161,6 +161,31 @@ def test_killed_run_resumes_without_counting_a_frame_twice(models: dict[str, Pat
     load_model_weights(final, build_student(load_model_config(models["model_config"])))
 
 
+def test_sigterm_in_bag_mode_saves_every_learnt_step_and_exits(models: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    drive = write_synthetic_drive(tmp_path / "drive", num_frames=12, with_tracklets=False)
+    bag = convert_drive_to_bag(drive.drive_dir, tmp_path / "bag").path
+    out = tmp_path / "run"
+    process = subprocess.Popen(node_command(models, out, bags=[str(bag)], passes=200,
+                                            **{"train.ckpt_interval": 0}),
+                               env=ENV, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90.0
+        frames_log = out / "frames_log.csv"
+        while not (frames_log.is_file() and len(csv_rows(frames_log)) >= 3):
+            assert process.poll() is None and time.monotonic() < deadline, "no steps were taken"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 130  # 2400 frames would take minutes
+        stderr = process.stderr.read() if process.stderr else ""
+    finally:
+        stop(process)
+    assert "resume:=true continues" in stderr
+    saved = load_checkpoint_meta(out / "checkpoints" / "last").step
+    # ckpt_interval 0 saves only at the end: this checkpoint is the one the stop wrote.
+    assert saved == len(csv_rows(out / "frames_log.csv")) >= 3
+
+
 def test_bag_without_point_cloud_stops_the_node_naming_the_topics_found(
         models: dict[str, Path], tmp_path: Path) -> None:
     bag = write_bag(tmp_path / "bag", bag_frames(2), topics=(IMAGE, INFO))

@@ -23,6 +23,11 @@ from monotakd_ros.geometry.calib import CameraCalib
 
 LOG = logging.getLogger(__name__)
 ProgressCallback = Callable[[dict[str, Any]], None]
+StopCheck = Callable[[], bool]
+
+
+class StopRequested(Exception):  # noqa: N818 - a request, not an error
+    """Raised between two frames when the caller asked bag reading to stop (e.g. SIGTERM)."""
 CAMERA_INDEX = 2  # the left colour camera, whose images kitti2bag publishes
 _TOPICS_ONLY = CameraCalib.from_projection(np.eye(3, 4))  # never used for a frame
 
@@ -100,8 +105,13 @@ class _Throttle:
 def distill_bags(engine: DistillEngine, bags: Sequence[Path], passes: int, slop_s: float,
                  calib: CameraCalib | None, topics: dict[str, str | None],
                  on_progress: ProgressCallback | None = None, progress_period_s: float = 2.0,
-                 show_bar: bool = True, total_images: int = 0) -> None:
-    """Offer every frame of every bag, ``passes`` times, skipping what a resume already did."""
+                 show_bar: bool = True, total_images: int = 0,
+                 should_stop: StopCheck | None = None) -> None:
+    """Offer every frame of every bag, ``passes`` times, skipping what a resume already did.
+
+    ``should_stop`` is asked after every frame; when it answers True, StopRequested is raised
+    at that frame boundary (the engine's state is then consistent and can be saved).
+    """
     throttle = _Throttle(on_progress, progress_period_s)
     bar = tqdm(total=total_images * passes or None, unit="frame", desc="distill",
                disable=not show_bar, dynamic_ncols=True)
@@ -112,7 +122,7 @@ def distill_bags(engine: DistillEngine, bags: Sequence[Path], passes: int, slop_
                 if engine.ledger.is_finished(source):
                     continue
                 with iter_bag_frames(bag, slop_s, calib, **topics) as reader:
-                    _offer_all(engine, source, reader, bar, throttle)
+                    _offer_all(engine, source, reader, bar, throttle, should_stop)
                 if engine.finished:
                     return
                 engine.finish_source(source, reader.skipped)
@@ -125,7 +135,7 @@ def distill_bags(engine: DistillEngine, bags: Sequence[Path], passes: int, slop_
 
 
 def _offer_all(engine: DistillEngine, source: str, reader: BagFrameReader, bar: tqdm,
-               throttle: _Throttle) -> None:
+               throttle: _Throttle, should_stop: StopCheck | None) -> None:
     engine.source_skips = reader.skipped
     seen = 0
     for frame in reader:
@@ -140,3 +150,5 @@ def _offer_all(engine: DistillEngine, source: str, reader: BagFrameReader, bar: 
             bar.set_postfix(step=engine.step, loss=f"{engine.last_losses['total']:.4f}",
                             refresh=False)
         throttle(engine)
+        if should_stop is not None and should_stop():
+            raise StopRequested(f"stop requested at step {engine.step}")

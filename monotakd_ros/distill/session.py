@@ -14,6 +14,8 @@ from typing import Any
 from monotakd_ros.configuration import dataclass_from_dict
 from monotakd_ros.distill.bag_source import (
     ProgressCallback,
+    StopCheck,
+    StopRequested,
     calib_from_file,
     check_bags,
     distill_bags,
@@ -136,12 +138,20 @@ class DistillSession:
         return result_record(result)
 
     def run_bags(self, on_progress: ProgressCallback | None = None,
-                 show_bar: bool | None = None) -> None:
-        """Bag mode: read every bag (all passes) into the engine."""
+                 show_bar: bool | None = None, should_stop: StopCheck | None = None) -> None:
+        """Bag mode: read every bag (all passes) into the engine.
+
+        When ``should_stop`` answers True (asked after every frame), the learnt steps are saved
+        to ``checkpoints/last`` and StopRequested is raised; ``resume`` continues from there.
+        """
         show_bar = self.config.show_progress_bar if show_bar is None else show_bar
-        distill_bags(self.engine, self.config.bags, self.config.passes, self.config.slop_s,
-                     self.calib, self.topics, on_progress, self.config.progress_period_s,
-                     show_bar, self.total_images)
+        try:
+            distill_bags(self.engine, self.config.bags, self.config.passes, self.config.slop_s,
+                         self.calib, self.topics, on_progress, self.config.progress_period_s,
+                         show_bar, self.total_images, should_stop)
+        except StopRequested:
+            self.engine.save()
+            raise
 
     def finish(self) -> DistillSummary:
         """Learn from queued frames, evaluate after, save the final checkpoint and results."""

@@ -34,6 +34,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 from tf2_msgs.msg import TFMessage
 
+from monotakd_ros.distill.bag_source import StopRequested
 from monotakd_ros.distill.run_config import (
     NODE_NAME,
     DistillerConfig,
@@ -150,7 +151,8 @@ class DistillerNode(Node):
 
     def run_bags(self) -> DistillSummary:
         """Read every bag into the session, then evaluate and save."""
-        self.session.run_bags(self.publish_progress)
+        # rclpy turns SIGINT/SIGTERM into a shutdown of the context; stop at a frame boundary.
+        self.session.run_bags(self.publish_progress, should_stop=lambda: not self.context.ok())
         return self.finish()
 
     def finish(self) -> DistillSummary:
@@ -308,7 +310,7 @@ def run_node(args: Sequence[str] | None) -> int:
     except MonotakdError as err:
         (node.get_logger() if node is not None else get_logger(NODE_NAME)).error(str(err))
         status = 2
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except (KeyboardInterrupt, ExternalShutdownException, StopRequested):
         get_logger(NODE_NAME).warning("interrupted; resume:=true continues from the last "
                                       "checkpoint in out_dir/checkpoints")
         status = 130
