@@ -7,6 +7,10 @@ cmrd_weight, response_cls_weight, ...), ``lr``, ``schedule`` (constant|cosine),
 ``warmup_steps``, ``labelled_per_step`` (replay from --labelled-data) and ``freeze_bn`` (1: keep
 BatchNorm statistics fixed).
 
+``--domain-check`` first compares the two data sources: mean image intensity by row band of the
+labelled frames and of the raw drives, and the teacher, TA and student evaluated on the val split
+and on the ground truth of one unlabelled bag.
+
     scripts/env.sh python scripts/unlabeled_variants.py --run runs/unlabeled/seed_0 \
         --labelled-data data/synth_object --out runs/variants \
         takd resp,imd_weight=0,cmrd_weight=0 lr0,lr=1e-12 replay,labelled_per_step=2
@@ -21,10 +25,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+import torch
 import torch.nn as nn
 
+from monotakd_ros.distill.evaluation import evaluate_student
 from monotakd_ros.distill.run_config import distiller_config_from_values
 from monotakd_ros.distill.session import DistillSession
+from monotakd_ros.models.config import load_model_config
+from monotakd_ros.training.data_loading import input_spec_for
+from monotakd_ros.training.stages import load_trained_stage
 
 KEYS = ("car_ap3d_r40_easy", "car_ap3d_r40_moderate", "car_ap3d_r40_hard",
         "car_apbev_r40_moderate")
@@ -71,6 +82,33 @@ def run_variant(name: str, settings: dict[str, Any], args: argparse.Namespace) -
             "steps": summary.report["step"], "losses_mean": summary.report["losses_mean"]}
 
 
+def image_band_means(files: list[Path]) -> list[float]:
+    """Mean grey level of the top, middle and bottom thirds over ``files``."""
+    grey = np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE).astype(np.float64) for f in files])
+    return [float(band.mean()) for band in np.array_split(grey, 3, axis=1)]
+
+
+def domain_check(args: argparse.Namespace) -> None:
+    """Print how the labelled frames and the unlabelled drives differ, for images and models."""
+    labelled = sorted((args.labelled_data / "training" / "image_2").glob("*.png"))[:50]
+    raw = sorted((args.run / "raw").glob("*/*_sync/image_02/data/*.png"))[::20][:50]
+    for name, files in (("labelled frames", labelled), ("raw drive frames", raw)):
+        bands = " / ".join(f"{v:.1f}" for v in image_band_means(files))
+        print(f"{name}: mean grey level top / middle / bottom third {bands} ({len(files)} images)")
+    bag = sorted(p for p in (args.run / "bags").iterdir() if p.is_dir())[0]
+    for stage_name in ("teacher", "ta", "student"):
+        checkpoint = args.run / stage_name / "checkpoints" / "last"
+        cfg = load_model_config(args.model_config)
+        stage = load_trained_stage(stage_name, cfg, input_spec_for(cfg), checkpoint)
+        cells = []
+        for data, split in ((args.labelled_data, "val"), (bag, "")):
+            result = evaluate_student(stage, data, torch.device("cpu"), split=split,
+                                      max_frames=args.eval_frames)
+            cells.append(" / ".join(f"{v:.2f}" for v in result.ap3d_r40))
+        print(f"{stage_name}: Car AP3D R40 E/M/H on val {cells[0]}; on {bag.name} {cells[1]} "
+              f"({args.eval_frames or 'all'} frames each)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, required=True, help="experiment seed folder")
@@ -79,10 +117,14 @@ def main() -> None:
     parser.add_argument("--bags", type=int, default=2)
     parser.add_argument("--eval-frames", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("variants", nargs="+")
+    parser.add_argument("--model-config", type=Path, default=Path("config/models/small.yaml"))
+    parser.add_argument("--domain-check", action="store_true")
+    parser.add_argument("variants", nargs="*")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.domain_check:
+        domain_check(args)
     for text in args.variants:
         name, settings = parse_variant(text)
         result = run_variant(name, settings, args)
