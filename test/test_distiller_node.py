@@ -186,6 +186,24 @@ def test_sigterm_in_bag_mode_saves_every_learnt_step_and_exits(models: dict[str,
     assert saved == len(csv_rows(out / "frames_log.csv")) >= 3
 
 
+def test_distillation_weights_from_a_parameter_file_reach_the_loss(models: dict[str, Path],
+                                                                   tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / "bag", bag_frames(2))
+    params = tmp_path / "params.yaml"
+    params.write_text(json.dumps({"monotakd_distiller": {"ros__parameters": {
+        "train": {"distill_overrides": {"imd_weight": 0.0, "cmrd_weight": 0.5}}}}}))
+    command = node_command(models, tmp_path / "run", bags=[str(bag)])
+    rclpy.init(args=["test", "--ros-args", "--params-file", str(params), *command[4:]])
+    try:
+        node = DistillerNode()
+        weights = node.config.train.distill_config()
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+    assert weights.imd_weight == 0.0 and weights.cmrd_weight == 0.5
+    assert weights.response_cls_weight == 1.0  # not given: the takd preset's value
+
+
 def test_bag_without_point_cloud_stops_the_node_naming_the_topics_found(
         models: dict[str, Path], tmp_path: Path) -> None:
     bag = write_bag(tmp_path / "bag", bag_frames(2), topics=(IMAGE, INFO))

@@ -13,6 +13,7 @@ distill`` starts the same node with friendlier flags (see ``distiller_cli``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import sys
@@ -35,6 +36,7 @@ from std_msgs.msg import String
 from tf2_msgs.msg import TFMessage
 
 from monotakd_ros.distill.bag_source import StopRequested
+from monotakd_ros.distill.config import DistillConfig
 from monotakd_ros.distill.run_config import (
     NODE_NAME,
     DistillerConfig,
@@ -94,6 +96,12 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "train.seed": (_TRAIN.seed, "seed of the student's initial weights"),
     "train.distill": (_TRAIN.distill, "takd (IMD + CMRD + response) | imd | cmkd"),
 }
+# Per-term weights over the preset (train.distill_overrides.<field> in a parameter file).
+OVERRIDE_PREFIX = "train.distill_overrides."
+PARAMETERS.update({
+    f"{OVERRIDE_PREFIX}{field.name}": (-1.0, f"DistillConfig.{field.name} over the preset; "
+                                       "negative: the preset's value")
+    for field in dataclasses.fields(DistillConfig) if field.type in (float, "float")})
 
 
 def sensor_qos(reliability: str, depth: int) -> QoSProfile:
@@ -129,12 +137,19 @@ class DistillerNode(Node):
         self.summary: DistillSummary | None = None
 
     def _parameter_values(self) -> dict[str, Any]:
-        values = {}
+        values: dict[str, Any] = {}
+        overrides: dict[str, float] = {}
         for name in PARAMETERS:
             try:
-                values[name] = self.get_parameter(name).value
+                value = self.get_parameter(name).value
             except ParameterUninitializedException:
                 continue  # typed parameter without a value: the config default applies
+            if name.startswith(OVERRIDE_PREFIX):
+                if value >= 0.0:
+                    overrides[name.removeprefix(OVERRIDE_PREFIX)] = float(value)
+            else:
+                values[name] = value
+        values["train.distill_overrides"] = overrides
         return values
 
     def publish_progress(self, report: dict[str, Any]) -> None:
