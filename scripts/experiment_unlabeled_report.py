@@ -73,7 +73,7 @@ def results_section(out: Path, seeds: list[str], smoke: bool) -> str:
         "|" + "---|" * (header.count("|") - 1),
         *rows,
         "",
-        "- after − before (mean ± std over seeds), E / M / H: "
+        "- after − before (mean ± population std over seeds), E / M / H: "
         f"**{change(per_seed, 'after', 'before')}**",
     ]
     if with_control:
