@@ -66,7 +66,7 @@ mkdir -p "$OUT"
 STARTED=$(date +%s)
 echo "[experiment] out=$OUT seeds='$SEEDS' labelled=$LABELLED_FRAMES raw=${RAW_DRIVES}x$RAW_FRAMES" \
   "steps teacher/ta/student=$TEACHER_STEPS/$TA_STEPS/$STUDENT_STEPS passes=$DISTILL_PASSES" \
-  "labelled replay/step=${LABELLED_PER_STEP:-2}"
+  "labelled replay/step=$LABELLED_PER_STEP"
 
 train_stage() {  # stage out steps seed [extra args]
   local stage=$1 out=$2 steps=$3 seed=$4
@@ -133,10 +133,13 @@ for SEED in $SEEDS; do
   # as many optimiser steps on labelled frames as the distillation took
   DISTILL_STEPS=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["report"]["step"])' \
     "$RUN/distill/eval_results.json")
+  if [[ -s "$RUN/control/val_log.csv" ]]; then  # validated only at its end: finished earlier
+    echo "[experiment] seed $SEED: labelled control finished earlier, kept"
+    continue
+  fi
   echo "[experiment] seed $SEED: labelled control, $DISTILL_STEPS fine-tuning steps"
   CONTROL_ARGS=(--init-from "$RUN/student/checkpoints/last")
   [[ -d "$RUN/control/checkpoints/last" ]] && CONTROL_ARGS=(--resume)
-  [[ -s "$RUN/control/val_log.csv" ]] && continue  # validated at its end: finished earlier
   "$PY" -m monotakd_ros.training.cli student --model-config "$MODEL" \
     --train-config "$ROOT/config/train/student_finetune.yaml" --data "$DATA" \
     --out "$RUN/control" --max-steps "$DISTILL_STEPS" --seed "$SEED" --device "$DEVICE" \

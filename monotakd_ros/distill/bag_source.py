@@ -24,12 +24,12 @@ from monotakd_ros.geometry.calib import CameraCalib
 LOG = logging.getLogger(__name__)
 ProgressCallback = Callable[[dict[str, Any]], None]
 StopCheck = Callable[[], bool]
+CAMERA_INDEX = 2  # the left colour camera, whose images kitti2bag publishes
+_TOPICS_ONLY = CameraCalib.from_projection(np.eye(3, 4))  # never used for a frame
 
 
 class StopRequested(Exception):  # noqa: N818 - a request, not an error
     """Raised between two frames when the caller asked bag reading to stop (e.g. SIGTERM)."""
-CAMERA_INDEX = 2  # the left colour camera, whose images kitti2bag publishes
-_TOPICS_ONLY = CameraCalib.from_projection(np.eye(3, 4))  # never used for a frame
 
 
 def calib_from_file(path: Path) -> CameraCalib:
