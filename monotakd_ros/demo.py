@@ -21,6 +21,7 @@ from pathlib import Path
 
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
 from monotakd_ros.data.synth.writer import write_raw_drives
+from monotakd_ros.eval.stream_report import JSON_NAME
 from monotakd_ros.nodes import replay_eval
 from monotakd_ros.resources import default_model_path
 
@@ -63,23 +64,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the demo; returns the replay-evaluation's exit status."""
+    """Run the demo; returns the replay-evaluation's exit status (130 when interrupted)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     start = time.monotonic()
+    report = args.out / "report"
+    try:
+        status = _run(args, report)
+    except KeyboardInterrupt:
+        status = 130
+    if status in (0, replay_eval.EXIT_GROUND_TRUTH_LOST) and (report / JSON_NAME).is_file():
+        LOG.info("demo finished in %.0f s; report in %s (report.md, pr_curves.png, bev.png, "
+                 "overlays/)", time.monotonic() - start, report)
+    else:
+        LOG.error("demo stopped after %.0f s with status %d; no report was written",
+                  time.monotonic() - start, status)
+    return status
+
+
+def _run(args: argparse.Namespace, report: Path) -> int:
+    """Bag, then replay-evaluation into ``report`` (emptied first, so it holds this run only)."""
     args.out.mkdir(parents=True, exist_ok=True)
+    # A report left by an earlier run must never pass for this run's, even when it stops early.
+    shutil.rmtree(report, ignore_errors=True)
     model = args.model if args.model is not None else default_model_path()
     bag = demo_bag(args.out, args.frames, args.seed)
-    report = args.out / "report"
-    status = replay_eval.main([
+    return replay_eval.main([
         str(bag), "--report-dir", str(report), "--rate", str(args.rate), "--overlays", "4",
         "--detector-param", f"model_path:={model}", f"device:={args.device}",
         # Fast DDS drops many full-size best-effort images on loopback: replay reliably.
         "qos_reliability:=reliable",
     ])
-    LOG.info("demo finished in %.0f s; report in %s (report.md, pr_curves.png, bev.png, "
-             "overlays/)", time.monotonic() - start, report)
-    return status
 
 
 if __name__ == "__main__":

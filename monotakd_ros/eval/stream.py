@@ -38,6 +38,9 @@ class StreamCounts:
     ground_truth_frames_without_detection_message: int = 0  # dropped by the detector
     detection_messages_without_ground_truth: int = 0
     duplicate_detection_messages: int = 0  # a second message for an already matched stamp
+    ground_truth_messages: int = 0  # ground truth messages received, readable or not
+    ground_truth_messages_expected: int = 0  # sent by the replay (0: not known)
+    ground_truth_messages_lost: int = 0  # expected but never received
     unreadable_messages: Counter[str] = field(default_factory=Counter)  # reason -> count
 
     def to_json_dict(self) -> dict[str, object]:
@@ -140,9 +143,14 @@ class StreamEvaluator:
     """Collects ground truth, detections and cameras as they arrive; ``evaluate`` at the end."""
 
     def __init__(self, tolerance_s: float = 0.005, classes: Sequence[str] = DEFAULT_CLASSES,
-                 output: OutputFrame | None = None) -> None:
+                 output: OutputFrame | None = None, expected_ground_truth: int = 0) -> None:
         if tolerance_s < 0.0:
             raise EvaluationError(f"stamp tolerance must be >= 0 s, got {tolerance_s}")
+        if expected_ground_truth < 0:
+            raise EvaluationError(f"expected ground truth messages must be >= 0, got "
+                                  f"{expected_ground_truth}")
+        self.expected_ground_truth = int(expected_ground_truth)
+        self.ground_truth_messages = 0
         self.tolerance_ns = int(round(tolerance_s * 1e9))
         self.classes = tuple(classes)
         self.output = output or OutputFrame()
@@ -153,6 +161,7 @@ class StreamEvaluator:
 
     def add_ground_truth(self, stamp_ns: int, labels: KittiLabels) -> None:
         """One ground truth frame; a repeated stamp replaces the earlier labels."""
+        self.ground_truth_messages += 1
         if int(stamp_ns) in self._ground_truth:
             LOGGER.warning("ground truth for stamp %d ns arrived twice; keeping the last",
                            stamp_ns)
@@ -165,6 +174,12 @@ class StreamEvaluator:
     def count_unreadable(self, reason: str) -> None:
         """Record a message that could not be converted (it is reported, not evaluated)."""
         self.unreadable[reason] += 1
+        self.ground_truth_messages += int(reason == "ground_truth")
+
+    @property
+    def ground_truth_complete(self) -> bool:
+        """Whether every ground truth message the replay announced has arrived."""
+        return self.ground_truth_messages >= self.expected_ground_truth
 
     @property
     def num_ground_truth(self) -> int:
@@ -202,7 +217,14 @@ class StreamEvaluator:
             detection_messages_without_ground_truth=len(match.detections_only),
             duplicate_detection_messages=len(match.duplicates),
             unreadable_messages=Counter(self.unreadable),
+            ground_truth_messages=self.ground_truth_messages,
+            ground_truth_messages_expected=self.expected_ground_truth,
+            ground_truth_messages_lost=max(self.expected_ground_truth
+                                           - self.ground_truth_messages, 0),
         )
+        if counts.ground_truth_messages_lost:
+            LOGGER.error("%d of %d ground truth messages sent never arrived",
+                         counts.ground_truth_messages_lost, self.expected_ground_truth)
         stamps, gt_frames, dt_frames = [], [], []
         for pair in match.matched:
             labels = self._labels_of(pair.detections, counts.unreadable_messages)

@@ -29,6 +29,9 @@ _COUNT_TEXT = {
         "ground truth frames with no detection message (dropped by the detector)",
     "detection_messages_without_ground_truth": "detection messages with no ground truth frame",
     "duplicate_detection_messages": "extra detection messages for an already matched frame",
+    "ground_truth_messages": "ground truth messages received",
+    "ground_truth_messages_expected": "ground truth messages in the bag (0: not known)",
+    "ground_truth_messages_lost": "ground truth messages in the bag that never arrived",
 }
 
 
@@ -71,6 +74,11 @@ def report_markdown(evaluation: StreamEvaluation, files: ReportFiles,
                     settings: dict[str, Any]) -> str:
     """The human report: counts, AP tables (R40, R11) and links to the figures."""
     parts = ["# Replay evaluation", "", "## Frames", "", _counts_markdown(evaluation.counts), ""]
+    lost = evaluation.counts.ground_truth_messages_lost
+    if lost:
+        parts += [f"**Ground truth lost**: {lost} of "
+                  f"{evaluation.counts.ground_truth_messages_expected} ground truth messages in "
+                  "the bag never arrived; the scores below miss those frames.", ""]
     if evaluation.result is None:
         parts += ["**No frame was evaluated**: no detection message matched a ground truth "
                   "frame by stamp.", ""]

@@ -38,6 +38,7 @@ from monotakd_ros.geometry.frames import T_body_from_optical
 from monotakd_ros.ros.image_conversion import image_msg_to_bgr8
 
 EXIT_NOTHING_EVALUATED = 3
+EXIT_GROUND_TRUTH_LOST = 4
 _PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ("detections_topic", "/monotakd_detector/detections", "detector output (Detection3DArray)"),
     ("detections_reliability", "reliable", "QoS of the detections subscription: reliable or "
@@ -61,6 +62,8 @@ _PARAMETERS: tuple[tuple[str, Any, str], ...] = (
                                      "output frame; [0.0]: identity (optical) or the level "
                                      "camera body rotation (body)"),
     ("exit_after_report", True, "shut down once the report is written"),
+    ("expected_ground_truth", 0, "ground truth messages the replay sends (the bag's count); "
+                                 "fewer arriving fails the run (0: not checked)"),
 )
 
 
@@ -75,7 +78,8 @@ class EvaluatorNode(Node):
         if not p["report_dir"]:
             raise ConfigError("parameter report_dir is empty: name the report folder")
         self.report_dir = Path(p["report_dir"]).expanduser()
-        self.evaluator = StreamEvaluator(p["stamp_tolerance_s"], p["classes"], _output_frame(p))
+        self.evaluator = StreamEvaluator(p["stamp_tolerance_s"], p["classes"], _output_frame(p),
+                                         _non_negative(p, "expected_ground_truth"))
         self.idle_timeout_s = float(p["idle_timeout_s"])
         self.end_grace_s = float(p["end_grace_s"])
         self.exit_after_report = bool(p["exit_after_report"])
@@ -176,7 +180,8 @@ class EvaluatorNode(Node):
     def _check_end(self) -> None:
         now = time.monotonic()
         if self._finished_at_s is not None and (
-                self.evaluator.all_ground_truth_answered()
+                (self.evaluator.all_ground_truth_answered()
+                 and self.evaluator.ground_truth_complete)
                 or now - self._finished_at_s > self.end_grace_s):
             self.evaluate_now("replay finished")
         elif (self.idle_timeout_s > 0.0 and self._last_message_s is not None
@@ -218,6 +223,19 @@ class EvaluatorNode(Node):
         return paths
 
 
+def _non_negative(p: dict[str, Any], name: str) -> int:
+    if int(p[name]) < 0:
+        raise ConfigError(f"parameter {name} must be >= 0, got {p[name]}")
+    return int(p[name])
+
+
+def evaluation_status(evaluation: StreamEvaluation) -> int:
+    """Exit status: 4 when ground truth was lost, 3 when nothing was evaluated, else 0."""
+    if evaluation.counts.ground_truth_messages_lost:
+        return EXIT_GROUND_TRUTH_LOST
+    return 0 if evaluation.result is not None else EXIT_NOTHING_EVALUATED
+
+
 def _output_frame(p: dict[str, Any]) -> OutputFrame:
     values = [float(v) for v in p["T_output_from_optical"]]
     if values == [0.0]:
@@ -234,7 +252,7 @@ def _output_frame(p: dict[str, Any]) -> OutputFrame:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``monotakd_evaluator``: 0 with a report, 3 if no frame was evaluated."""
+    """Entry point of ``monotakd_evaluator``: 0 with a report, 3 nothing evaluated, 4 GT lost."""
     rclpy.init(args=args)
     node = None
     status = 1
@@ -243,7 +261,7 @@ def main(args: list[str] | None = None) -> int:
         while rclpy.ok() and not node.done:
             rclpy.spin_once(node, timeout_sec=0.1)
         if node.evaluation is not None:
-            status = 0 if node.evaluation.result is not None else EXIT_NOTHING_EVALUATED
+            status = evaluation_status(node.evaluation)
     except MonotakdError as err:
         if node is None:
             get_logger("monotakd_evaluator").error(str(err))

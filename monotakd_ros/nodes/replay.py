@@ -3,7 +3,10 @@
 Messages go out as the recorded CDR bytes on their original topics and types, with the QoS the
 recorders offered (``/tf_static`` transient_local), at the recorded timing scaled by ``--rate``.
 Extras for scripted runs: ``--wait-for-subscribers TOPIC:N`` holds the start until enough
-subscribers matched, and ``~/finished`` (std_msgs/Empty, transient_local) announces the end.
+subscribers matched, and ``~/finished`` (std_msgs/Empty, transient_local) announces the end once
+every matched reliable reader acknowledged every message (or ``--ack-timeout`` passed, which is
+reported). Message types come from the bag, so they are resolved through the allow-list of
+``ros/type_hashes.py``, never imported by name.
 ``~/pause``, ``~/resume`` and ``~/toggle_paused`` (std_msgs/Empty) stand in for the
 ``rosbag2_player`` services, as std_srvs is not installable from PyPI.
 """
@@ -11,10 +14,7 @@ subscribers matched, and ``~/finished`` (std_msgs/Empty, transient_local) announ
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -33,6 +34,7 @@ from std_msgs.msg import Empty
 from monotakd_ros.bags.bag_source import BagSource, QosSpec, ReadAhead, RecordedMessage
 from monotakd_ros.bags.playback import PlaybackClock, PlaybackSummary, play_messages
 from monotakd_ros.errors import BagError, MonotakdError
+from monotakd_ros.ros.type_hashes import installed_type_hash, message_class
 
 LOGGER = logging.getLogger("monotakd_replay")
 DEFAULT_CLOCK_HZ = 40.0  # ros2 bag play --clock without a value
@@ -61,8 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "some node subscribes TOPIC (e.g. a detector's output)")
     parser.add_argument("--wait-timeout", type=float, default=30.0,
                         help="seconds to wait for subscribers before playing anyway")
-    parser.add_argument("--linger", type=float, default=1.0,
-                        help="seconds to stay up after the end so reliable readers catch up")
+    parser.add_argument("--ack-timeout", type=float, default=30.0,
+                        help="seconds to wait for every matched reliable reader to acknowledge "
+                             "every message before announcing the end")
+    parser.add_argument("--linger", type=float, default=0.0,
+                        help="extra seconds to stay up after the end was announced")
     return parser
 
 
@@ -89,29 +94,6 @@ def rclpy_qos(spec: QosSpec) -> QoSProfile:
                     else DurabilityPolicy.VOLATILE))
 
 
-def message_class(msgtype: str) -> type | None:
-    """The installed Python class of ``pkg/msg/Type``, or None when it is not installed."""
-    package, _, name = msgtype.rpartition("/")
-    try:
-        return getattr(importlib.import_module(package.replace("/", ".")), name)
-    except (ImportError, AttributeError):
-        return None
-
-
-def installed_type_hash(msgtype: str) -> str | None:
-    """RIHS01 hash of the installed ``pkg/msg/Type`` from its type description, if found."""
-    package, _, name = msgtype.partition("/msg/")
-    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
-    for prefix in [*prefixes, sys.prefix]:
-        path = Path(prefix) / "share" / package / "msg" / f"{name}.json"
-        if path.is_file():
-            try:
-                return str(json.loads(path.read_text())["type_hashes"][0]["hash_string"])
-            except (OSError, ValueError, KeyError, IndexError):
-                return None
-    return None
-
-
 class ReplayNode(Node):
     """Publishers for the bag's topics plus the pause/resume, /clock and end-signal plumbing."""
 
@@ -120,10 +102,10 @@ class ReplayNode(Node):
         self._playback_clock = clock
         self._replay_publishers: dict[str, Any] = {}
         for topic in source.topics:
-            msg_type = message_class(topic.msgtype)
-            if msg_type is None:
-                self.get_logger().warning(
-                    f"{topic.name}: type {topic.msgtype} is not installed; not replayed")
+            try:
+                msg_type = message_class(topic.msgtype)
+            except BagError as err:
+                self.get_logger().warning(f"{source.bag_path}: {topic.name} not replayed: {err}")
                 continue
             installed = installed_type_hash(topic.msgtype)
             if installed and topic.type_hash.startswith("RIHS") and installed != topic.type_hash:
@@ -207,23 +189,68 @@ class ReplayNode(Node):
             time.sleep(0.05)
         return False
 
-    def announce_finished(self) -> None:
-        """Tell listeners (the evaluator) that the replay has published everything."""
+    def wait_for_delivery(self, timeout_s: float) -> list[str]:
+        """Wait until every matched reliable reader acknowledged everything; unconfirmed topics.
+
+        Best-effort topics count as delivered (DDS does not acknowledge them).
+        """
+        deadline = time.monotonic() + timeout_s
+        unconfirmed = []
+        for topic, publisher in sorted(self._replay_publishers.items()):
+            left_s = max(deadline - time.monotonic(), 0.0)
+            if not publisher.wait_for_all_acked(Duration(nanoseconds=int(left_s * 1e9))):
+                unconfirmed.append(topic)
+        return unconfirmed
+
+    def announce_finished(self, timeout_s: float) -> bool:
+        """Tell listeners (the evaluator) that the replay has published everything.
+
+        True once the matched readers of the end signal acknowledged it within ``timeout_s``.
+        """
         self._finished.publish(Empty())
+        return self._finished.wait_for_all_acked(Duration(nanoseconds=int(timeout_s * 1e9)))
+
+
+class _SpinThread:
+    """Spins an executor on a non-daemon thread until ``stop``; joined before destruction.
+
+    rclpy 9.1.2's ``Executor.shutdown`` does not wait for a spinning thread, and a daemon
+    thread woken after interpreter shutdown aborts the process; a stop flag checked between
+    short ``spin_once`` calls and a checked join avoid both.
+    """
+
+    def __init__(self, executor: SingleThreadedExecutor) -> None:
+        self._executor = executor
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, name="replay-spin")
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._executor.spin_once(timeout_sec=0.1)
+            except (KeyboardInterrupt, ExternalShutdownException):
+                return
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Ask the thread to leave and wait for it; False when it is still running."""
+        self._stop.set()
+        self._thread.join(timeout=timeout_s)
+        return not self._thread.is_alive()
 
 
 def _replay(args: argparse.Namespace) -> PlaybackSummary:
     waits = parse_subscriber_waits(args.wait_for_subscribers)
-    if args.delay < 0.0 or args.linger < 0.0:
-        raise BagError(f"--delay and --linger must be >= 0, got {args.delay}, {args.linger}")
+    if min(args.delay, args.linger, args.ack_timeout) < 0.0:
+        raise BagError(f"--delay, --linger and --ack-timeout must be >= 0, got {args.delay}, "
+                       f"{args.linger}, {args.ack_timeout}")
     with BagSource(args.bag, args.topics) as source:
         # Bag time stands still (and /clock shows the bag's start) until playing begins.
         clock = PlaybackClock(source.start_ns, args.rate, paused=True)
         node = ReplayNode(source, clock, args.clock)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        spinner = threading.Thread(target=_spin_quietly, args=(executor,), daemon=True)
-        spinner.start()
+        spinner = _SpinThread(executor)
         reader = None
         try:
             node.wait_for_subscribers(waits, args.wait_timeout)
@@ -240,23 +267,32 @@ def _replay(args: argparse.Namespace) -> PlaybackSummary:
                                     should_stop=lambda: not rclpy.ok())
             clock.pause()  # /clock stops at the last message, as with ros2 bag play
             if rclpy.ok() and not summary.interrupted:
-                node.announce_finished()
+                _confirm_and_announce(node, args.ack_timeout)
                 time.sleep(args.linger)
             return summary
         finally:
             if reader is not None:
                 reader.close()
             # The spinning thread must have left rclpy before the node and context go away.
-            executor.shutdown(timeout_sec=2.0)
-            spinner.join(timeout=2.0)
-            node.destroy_node()
+            if not spinner.stop():
+                LOGGER.error("the spin thread did not stop within 5 s; leaving the node alive")
+            else:
+                executor.shutdown(timeout_sec=0.0)
+                node.destroy_node()
 
 
-def _spin_quietly(executor: SingleThreadedExecutor) -> None:
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+def _confirm_and_announce(node: ReplayNode, timeout_s: float) -> None:
+    """Announce the end after the readers confirmed delivery; report what was not confirmed."""
+    start_s = time.monotonic()
+    unconfirmed = node.wait_for_delivery(timeout_s)
+    if unconfirmed:
+        LOGGER.warning("delivery NOT confirmed after %.1f s on %s: a matched reliable reader "
+                       "did not acknowledge every message", timeout_s, unconfirmed)
+    else:
+        LOGGER.info("delivery confirmed by every matched reliable reader in %.2f s",
+                    time.monotonic() - start_s)
+    if not node.announce_finished(timeout_s):
+        LOGGER.warning("the end signal was not acknowledged within %.1f s", timeout_s)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,15 +3,23 @@
 The pip-only twin of ``launch/replay_eval.launch.py``: it starts the same three processes with
 the same parameters (evaluator, detector, replay) and waits for the evaluator's report. Each
 process logs into ``<report_dir>/logs/``. Exit status: 0 with a report over at least one frame,
-3 when no frame could be evaluated, 1 when a process failed or the run timed out.
+3 when no frame could be evaluated, 4 when ground truth in the bag did not reach the evaluator,
+1 when a process failed or the run timed out.
+
+Children run as ``python -P -m ...`` so the current folder is not on their ``sys.path`` (a
+folder named like a module there must not be imported), and on Linux they get SIGKILL when
+this process dies (``PR_SET_PDEATHSIG``), so a killed run leaves no detector behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
+import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -26,6 +34,8 @@ from monotakd_ros.resources import share_path
 
 LOGGER = logging.getLogger("monotakd-replay-eval")
 EXIT_NOTHING_EVALUATED = 3
+EXIT_GROUND_TRUTH_LOST = 4
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DETECTIONS_TOPIC = "/monotakd_detector/detections"
 # Topics the run needs; point clouds, OXTS and /tf stay in the bag (large or unused).
 _REPLAYED_TOPICS = (layout.IMAGE_TOPIC, layout.CAMERA_INFO_TOPIC, layout.TF_STATIC_TOPIC,
@@ -67,8 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def evaluator_command(args: argparse.Namespace) -> list[str]:
-    """The evaluator process with its parameters."""
+def python_module_command(module: str, *args: str) -> list[str]:
+    """``python -P -m module args``: the current folder stays off the child's ``sys.path``."""
+    return [sys.executable, "-P", "-m", module, *args]
+
+
+def evaluator_command(args: argparse.Namespace, expected_ground_truth: int = 0) -> list[str]:
+    """The evaluator process with its parameters (``expected_ground_truth``: GT messages sent)."""
     params = {
         "report_dir": str(args.report_dir.resolve()),
         "detections_topic": args.detections_topic,
@@ -76,6 +91,7 @@ def evaluator_command(args: argparse.Namespace) -> list[str]:
         "end_grace_s": repr(float(args.end_grace)),
         "overlay_count": str(int(args.overlays)),
         "classes": "[" + ",".join(args.classes) + "]",
+        "expected_ground_truth": str(int(expected_ground_truth)),
     }
     if args.gt_label_dir is not None:
         if args.gt_timestamps is None:
@@ -83,7 +99,7 @@ def evaluator_command(args: argparse.Namespace) -> list[str]:
         params["gt_label_dir"] = str(args.gt_label_dir.resolve())
         params["gt_timestamps"] = str(args.gt_timestamps.resolve())
     ros_args = [item for name, value in params.items() for item in ("-p", f"{name}:={value}")]
-    return [sys.executable, "-m", "monotakd_ros.nodes.evaluator", "--ros-args", *ros_args]
+    return python_module_command("monotakd_ros.nodes.evaluator", "--ros-args", *ros_args)
 
 
 def detector_command(args: argparse.Namespace) -> list[str]:
@@ -93,9 +109,10 @@ def detector_command(args: argparse.Namespace) -> list[str]:
     if not args.detector_params.is_file():
         raise ConfigError(f"--detector-params {args.detector_params} does not exist")
     overrides = [item for value in args.detector_param for item in ("-p", value)]
-    return [sys.executable, "-m", "monotakd_ros.nodes.detector", "--ros-args",
-            "--params-file", str(args.detector_params), "-p", f"image_topic:={layout.IMAGE_TOPIC}",
-            "-p", f"camera_info_topic:={layout.CAMERA_INFO_TOPIC}", *overrides]
+    return python_module_command(
+        "monotakd_ros.nodes.detector", "--ros-args", "--params-file", str(args.detector_params),
+        "-p", f"image_topic:={layout.IMAGE_TOPIC}",
+        "-p", f"camera_info_topic:={layout.CAMERA_INFO_TOPIC}", *overrides)
 
 
 def replay_command(args: argparse.Namespace, topics: list[str]) -> list[str]:
@@ -106,17 +123,22 @@ def replay_command(args: argparse.Namespace, topics: list[str]) -> list[str]:
         waits.append(f"{layout.GROUND_TRUTH_TOPIC}:1")
     if args.wait_for_subscribers is not None:
         waits = list(args.wait_for_subscribers)
-    return [sys.executable, "-m", "monotakd_ros.nodes.replay", str(args.bag),
-            "--rate", repr(float(args.rate)), "--topics", *topics,
-            "--wait-for-subscribers", *waits, "--wait-for-links", args.detections_topic,
-            "--wait-timeout", repr(args.startup_timeout),
-            "--delay", repr(float(args.start_delay))]
+    return python_module_command(
+        "monotakd_ros.nodes.replay", str(args.bag), "--rate", repr(float(args.rate)),
+        "--topics", *topics, "--wait-for-subscribers", *waits,
+        "--wait-for-links", args.detections_topic, "--wait-timeout", repr(args.startup_timeout),
+        "--delay", repr(float(args.start_delay)))
+
+
+def topic_message_counts(bag: Path) -> dict[str, int]:
+    """Topic -> recorded message count, from the bag's index."""
+    with BagSource(bag) as source:
+        return {topic.name: topic.message_count for topic in source.topics}
 
 
 def replayed_topics(bag: Path, with_bag_ground_truth: bool) -> list[str]:
     """The needed topics this bag has; BagError when the camera topics are missing."""
-    with BagSource(bag) as source:
-        available = {topic.name for topic in source.topics}
+    available = topic_message_counts(bag)
     needed = [layout.IMAGE_TOPIC, layout.CAMERA_INFO_TOPIC]
     if with_bag_ground_truth:
         needed.append(layout.GROUND_TRUTH_TOPIC)
@@ -125,6 +147,16 @@ def replayed_topics(bag: Path, with_bag_ground_truth: bool) -> list[str]:
         raise ConfigError(f"{bag}: lacks topic(s) {missing} needed for the evaluation; "
                           f"has {sorted(available)}")
     return [topic for topic in _REPLAYED_TOPICS if topic in available]
+
+
+def die_with_parent() -> None:
+    """In a child before exec: SIGKILL when the parent dies (Linux); exit if it already has."""
+    parent_pid = os.getppid()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -144,7 +176,9 @@ class _Processes:
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
         log = (self.log_dir / f"{name}.log").open("w")
         LOGGER.info("starting %s: %s", name, shlex.join(command))
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=die_with_parent)  # noqa: PLW1509 - no threads yet
+        LOGGER.info("%s has pid %d", name, proc.pid)
         self.started[name] = (proc, log)
         return proc
 
@@ -168,8 +202,12 @@ class _Processes:
 
 
 def _run(args: argparse.Namespace) -> int:
-    topics = replayed_topics(args.bag, with_bag_ground_truth=args.gt_label_dir is None)
-    commands = {"evaluator": evaluator_command(args), "detector": detector_command(args),
+    with_bag_ground_truth = args.gt_label_dir is None
+    topics = replayed_topics(args.bag, with_bag_ground_truth)
+    expected = (topic_message_counts(args.bag)[layout.GROUND_TRUTH_TOPIC]
+                if with_bag_ground_truth else 0)
+    commands = {"evaluator": evaluator_command(args, expected),
+                "detector": detector_command(args),
                 "replay": replay_command(args, topics)}
     log_dir = args.report_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -207,6 +245,7 @@ def _print_report(report_dir: Path, evaluator_status: int, log_dir: Path) -> int
     if table.is_file():
         sys.stdout.write(table.read_text())
     counts = report["counts"]
+    lost = int(counts.get("ground_truth_messages_lost", 0))
     sys.stdout.write(
         f"evaluated frames: {report['evaluated_frames']} of {counts['ground_truth_frames']} "
         f"ground truth frames; dropped by the detector: "
@@ -214,6 +253,11 @@ def _print_report(report_dir: Path, evaluator_status: int, log_dir: Path) -> int
         f"without ground truth: {counts['detection_messages_without_ground_truth']}; "
         f"empty detection arrays: {counts['matched_frames_without_detections']}\n"
         f"report: {report_dir / 'report.md'}\n")
+    if lost:
+        LOGGER.error("%d of %d ground truth messages in the bag never reached the evaluator; "
+                     "the scores above miss those frames", lost,
+                     counts["ground_truth_messages_expected"])
+        return EXIT_GROUND_TRUTH_LOST
     if report["evaluated_frames"] == 0:
         LOGGER.error("no frame was evaluated (see %s)", report_dir / "report.md")
         return EXIT_NOTHING_EVALUATED
