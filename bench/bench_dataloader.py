@@ -20,12 +20,13 @@ import numpy as np
 import torch
 
 from monotakd_ros.data.augment import AugmentConfig
-from monotakd_ros.data.batch import InputSpec, collate_frames, prepare_image
+from monotakd_ros.data.batch import collate_frames, prepare_image
 from monotakd_ros.data.datasets import KittiFrameDataset
 from monotakd_ros.data.kitti.calib import object_calib_from_camera_calib
 from monotakd_ros.data.kitti.labels import KittiLabels
 from monotakd_ros.data.kitti.object_dataset import KittiObjectWriter
 from monotakd_ros.data.synth.rig import KITTI_IMAGE_HW, kitti_camera_calib
+from monotakd_ros.model_io.input_spec import InputSpec
 
 
 def timed_ms(run: Callable[[], object], repeats: int) -> list[float]:

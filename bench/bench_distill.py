@@ -41,10 +41,10 @@ from monotakd_ros.bags.kitti2bag import convert_drive_to_bag  # noqa: E402
 from monotakd_ros.data.kitti.calib import raw_calib_from_camera_calib  # noqa: E402
 from monotakd_ros.data.kitti.oxts import OxtsPacket  # noqa: E402
 from monotakd_ros.data.kitti.raw_drive import RawDriveWriter  # noqa: E402
-from monotakd_ros.distill.run_config import distiller_config_from_values  # noqa: E402
-from monotakd_ros.distill.session import DistillSession  # noqa: E402
+from monotakd_ros.distiller.run_config import distiller_config_from_values  # noqa: E402
+from monotakd_ros.distiller.session import DistillSession  # noqa: E402
+from monotakd_ros.model_io.checkpoint import save_checkpoint  # noqa: E402
 from monotakd_ros.models.config import load_model_config  # noqa: E402
-from monotakd_ros.training.checkpoint import save_checkpoint  # noqa: E402
 from monotakd_ros.training.config import TrainConfig  # noqa: E402
 from monotakd_ros.training.data_loading import input_spec_for  # noqa: E402
 from monotakd_ros.training.stages import build_stage  # noqa: E402

@@ -46,8 +46,9 @@ from helpers_detector import (  # noqa: E402
     stamp_msg,
 )
 
-from monotakd_ros.inference import StudentPredictor, make_random_student_checkpoint  # noqa: E402
+from monotakd_ros.inference import StudentPredictor  # noqa: E402
 from monotakd_ros.models.config import load_model_config  # noqa: E402
+from monotakd_ros.training.random_checkpoint import make_random_student_checkpoint  # noqa: E402
 
 # What design §5 calls node overhead; rgb8 (a copy) is the worse of the two conversions.
 OVERHEAD = ("rgb8_to_bgr8", "pairing", "camera_info_check", "output_frame", "detection_array",

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from monotakd_ros.distill.evaluation import evaluate_student
-from monotakd_ros.distill.run_config import distiller_config_from_values
-from monotakd_ros.distill.session import DistillSession
+from monotakd_ros.distiller.evaluation import evaluate_student
+from monotakd_ros.distiller.run_config import distiller_config_from_values
+from monotakd_ros.distiller.session import DistillSession
 from monotakd_ros.models.config import load_model_config
 from monotakd_ros.training.data_loading import input_spec_for
 from monotakd_ros.training.stages import load_trained_stage

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from monotakd_ros.inference import make_random_student_checkpoint
 from monotakd_ros.models.config import ModelConfig, load_model_config
+from monotakd_ros.training.random_checkpoint import make_random_student_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 # KITTI object training/calib/000000.txt P2 for 1242 x 375 images (design §3).

@@ -23,9 +23,9 @@ from monotakd_ros.data.kitti.calib import raw_calib_from_camera_calib
 from monotakd_ros.data.kitti.oxts import OxtsPacket
 from monotakd_ros.data.kitti.raw_drive import RawDriveWriter
 from monotakd_ros.data.kitti.tracklets import Tracklet
-from monotakd_ros.distill.run_config import DistillerConfig, distiller_config_from_values
+from monotakd_ros.distiller.run_config import DistillerConfig, distiller_config_from_values
+from monotakd_ros.model_io.checkpoint import save_checkpoint
 from monotakd_ros.models.config import load_model_config
-from monotakd_ros.training.checkpoint import save_checkpoint
 from monotakd_ros.training.config import TrainConfig
 from monotakd_ros.training.data_loading import input_spec_for
 from monotakd_ros.training.rng_state import seed_everything

@@ -12,9 +12,8 @@ import torch
 from torch import nn
 
 from monotakd_ros import __version__
-from monotakd_ros.data.batch import InputSpec
 from monotakd_ros.errors import CheckpointError
-from monotakd_ros.training.checkpoint import (
+from monotakd_ros.model_io.checkpoint import (
     META_FILE,
     MODEL_FILE,
     OPTIMIZER_FILE,
@@ -28,6 +27,7 @@ from monotakd_ros.training.checkpoint import (
     load_train_state,
     save_checkpoint,
 )
+from monotakd_ros.model_io.input_spec import InputSpec
 from monotakd_ros.training.rng_state import capture_rng_state, restore_rng_state
 
 

@@ -25,10 +25,10 @@ from helpers_kitti_raw import kitti_raw_calib, write_synthetic_drive
 from monotakd_ros.bags.frames import iter_bag_frames
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
 from monotakd_ros.data.kitti.raw_calib import write_raw_calib
-from monotakd_ros.distill.evaluation import evaluate_bag, evaluate_student
-from monotakd_ros.distill.ledger import FrameLedger, SkipTally
-from monotakd_ros.distill.run_config import load_distiller_config
-from monotakd_ros.distill.session import EVAL_RESULTS_FILE, DistillSession
+from monotakd_ros.distiller.evaluation import evaluate_bag, evaluate_student
+from monotakd_ros.distiller.ledger import FrameLedger, SkipTally
+from monotakd_ros.distiller.run_config import load_distiller_config
+from monotakd_ros.distiller.session import EVAL_RESULTS_FILE, DistillSession
 from monotakd_ros.errors import (
     BagError,
     CalibrationError,
@@ -37,9 +37,9 @@ from monotakd_ros.errors import (
     DatasetError,
 )
 from monotakd_ros.eval.kitti_eval import evaluate_kitti
+from monotakd_ros.model_io.checkpoint import load_checkpoint_meta
 from monotakd_ros.models.config import load_model_config
 from monotakd_ros.models.outputs import Detections
-from monotakd_ros.training.checkpoint import load_checkpoint_meta
 from monotakd_ros.training.stages import load_trained_stage
 
 DISTILL_TERMS = ("imd", "cmrd", "resp_cls", "resp_box", "resp_dir")

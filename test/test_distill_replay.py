@@ -13,9 +13,9 @@ from helpers_kitti_raw import write_synthetic_drive
 from training_fixtures import write_tiny_kitti
 
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
-from monotakd_ros.distill.replay import LabelledReplay
-from monotakd_ros.distill.run_config import DistillerConfig
-from monotakd_ros.distill.session import DistillSession, build_student_stage
+from monotakd_ros.distiller.replay import LabelledReplay
+from monotakd_ros.distiller.run_config import DistillerConfig
+from monotakd_ros.distiller.session import DistillSession, build_student_stage
 from monotakd_ros.errors import ConfigError
 from monotakd_ros.nodes.distiller import PARAMETERS
 from monotakd_ros.nodes.distiller_cli import build_parser, ros_arguments

@@ -30,12 +30,12 @@ from std_msgs.msg import String
 
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
 from monotakd_ros.bags.typestore import monotakd_typestore
-from monotakd_ros.distill.session import resumable_checkpoint
+from monotakd_ros.distiller.session import resumable_checkpoint
+from monotakd_ros.model_io.checkpoint import load_checkpoint_meta, load_model_weights
 from monotakd_ros.models.build import build_student
 from monotakd_ros.models.config import load_model_config
 from monotakd_ros.nodes.distiller import DistillerNode
 from monotakd_ros.nodes.distiller_cli import build_parser, ros_arguments
-from monotakd_ros.training.checkpoint import load_checkpoint_meta, load_model_weights
 from monotakd_ros.training.run_state import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,8 +24,8 @@ from monotakd_ros.configuration import dataclass_to_dict
 from monotakd_ros.errors import CalibrationError, CheckpointError, ConfigError, ImageEncodingError
 from monotakd_ros.inference import StudentPredictor
 from monotakd_ros.inference.drawing import draw_boxes_cam
+from monotakd_ros.model_io.checkpoint import CheckpointMeta, save_checkpoint
 from monotakd_ros.models.build import build_student
-from monotakd_ros.training.checkpoint import CheckpointMeta, save_checkpoint
 from monotakd_ros.training.data_loading import input_spec_for
 
 

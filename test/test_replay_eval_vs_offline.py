@@ -30,9 +30,9 @@ from monotakd_ros.eval.detection_frames import DetectionFrame, detections_to_lab
 from monotakd_ros.eval.kitti_eval import KittiEvalResult, evaluate_kitti
 from monotakd_ros.geometry.frames import boxes_cam_to_optical
 from monotakd_ros.inference.predictor import StudentPredictor
-from monotakd_ros.inference.random_checkpoint import make_random_student_checkpoint
 from monotakd_ros.models.config import load_model_config
 from monotakd_ros.resources import default_model_path, share_path
+from monotakd_ros.training.random_checkpoint import make_random_student_checkpoint
 
 NUM_FRAMES = 24
 DRIVE_SEED = 0  # 8-13 cars a frame, over 100 of them Moderate across the drive

@@ -15,8 +15,8 @@ from training_fixtures import TINY_MODEL, TINY_TRAIN, write_tiny_kitti, write_ya
 
 from monotakd_ros.data.batch import FrameBatch
 from monotakd_ros.errors import CheckpointError, ConfigError
+from monotakd_ros.model_io.checkpoint import MODEL_FILE, OPTIMIZER_FILE
 from monotakd_ros.models.config import load_model_config
-from monotakd_ros.training.checkpoint import MODEL_FILE, OPTIMIZER_FILE
 from monotakd_ros.training.config import load_train_config
 from monotakd_ros.training.data_loading import (
     build_train_dataset,

@@ -18,8 +18,8 @@ from training_fixtures import (
 
 from monotakd_ros.data.batch import collate_frames
 from monotakd_ros.errors import CheckpointError, ConfigError
+from monotakd_ros.model_io.checkpoint import save_checkpoint
 from monotakd_ros.models.config import ModelConfig, load_model_config
-from monotakd_ros.training.checkpoint import save_checkpoint
 from monotakd_ros.training.config import TrainConfig, load_train_config
 from monotakd_ros.training.data_loading import (
     build_train_dataset,

@@ -16,13 +16,14 @@ import torch
 from torch.utils.data import Dataset
 
 from monotakd_ros.data.augment import AugmentConfig, SensorFrame, augment_frame
-from monotakd_ros.data.batch import FrameSample, InputSpec, prepare_image, resized_hw
+from monotakd_ros.data.batch import FrameSample, prepare_image, resized_hw
 from monotakd_ros.data.kitti.object_dataset import KittiObjectDataset, read_image_set
 from monotakd_ros.data.kitti.raw_drive import CAMERA_INDEX, RawDrive
 from monotakd_ros.data.predictions import boxes_inside_range, kitti_labels_to_lidar_targets
 from monotakd_ros.errors import DatasetError
 from monotakd_ros.geometry.calib import CameraCalib
 from monotakd_ros.geometry.projection import lidar_depth_map, project_rect_to_image
+from monotakd_ros.model_io.input_spec import InputSpec
 
 _NO_POINTS = np.zeros((0, 4), dtype=np.float32)
 _NO_BOXES = np.zeros((0, 7), dtype=np.float32)

@@ -17,16 +17,17 @@ import numpy as np
 import torch
 
 from monotakd_ros.configuration import dataclass_from_dict
-from monotakd_ros.data.batch import InputSpec, prepare_image
+from monotakd_ros.data.batch import prepare_image
 from monotakd_ros.errors import CalibrationError, CheckpointError, ConfigError, ImageEncodingError
 from monotakd_ros.geometry.calib import CameraCalib
 from monotakd_ros.geometry.frames import boxes_lidar_to_cam
 from monotakd_ros.inference.device import fp16_enabled, select_device
+from monotakd_ros.model_io.checkpoint import load_checkpoint_meta, load_model_weights
+from monotakd_ros.model_io.input_spec import InputSpec
 from monotakd_ros.models.build import build_student
 from monotakd_ros.models.camera_detector import CameraBevDetector
 from monotakd_ros.models.config import ModelConfig, PostprocessConfig
 from monotakd_ros.models.postprocess import detections_from_head
-from monotakd_ros.training.checkpoint import load_checkpoint_meta, load_model_weights
 
 logger = logging.getLogger(__name__)
 

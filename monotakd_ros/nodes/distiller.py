@@ -35,15 +35,15 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 from tf2_msgs.msg import TFMessage
 
-from monotakd_ros.distill.bag_source import StopRequested
 from monotakd_ros.distill.config import DistillConfig
-from monotakd_ros.distill.run_config import (
+from monotakd_ros.distiller.bag_source import StopRequested
+from monotakd_ros.distiller.run_config import (
     NODE_NAME,
     DistillerConfig,
     distill_train_defaults,
     distiller_config_from_values,
 )
-from monotakd_ros.distill.session import DistillSession, DistillSummary, format_evaluations
+from monotakd_ros.distiller.session import DistillSession, DistillSummary, format_evaluations
 from monotakd_ros.errors import MonotakdError
 from monotakd_ros.ros.sensor_frames import Rejection, SensorFrameBuilder
 from monotakd_ros.ros.sensor_sync import SensorFrameSync, SyncedFrame

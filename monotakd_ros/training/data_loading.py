@@ -18,9 +18,10 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from monotakd_ros.data.augment import AugmentConfig
-from monotakd_ros.data.batch import FrameBatch, FrameSample, InputSpec, collate_frames
+from monotakd_ros.data.batch import FrameBatch, FrameSample, collate_frames
 from monotakd_ros.data.datasets import KittiFrameDataset, RawDriveFrameDataset
 from monotakd_ros.errors import DatasetError
+from monotakd_ros.model_io.input_spec import InputSpec
 from monotakd_ros.models.config import ModelConfig
 from monotakd_ros.training.config import TrainConfig
 from monotakd_ros.training.distributed import DistContext, ResumableDistributedSampler

@@ -17,7 +17,7 @@ import torch
 
 from monotakd_ros.configuration import dataclass_to_dict
 from monotakd_ros.errors import CheckpointError
-from monotakd_ros.training.checkpoint import (
+from monotakd_ros.model_io.checkpoint import (
     TrainState,
     load_checkpoint_meta,
     load_model_weights,

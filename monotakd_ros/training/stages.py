@@ -21,10 +21,16 @@ import torch
 from torch import nn
 
 from monotakd_ros.configuration import dataclass_to_dict
-from monotakd_ros.data.batch import FrameBatch, InputSpec
+from monotakd_ros.data.batch import FrameBatch
 from monotakd_ros.distill.config import DetectionLossWeights, DistillConfig
 from monotakd_ros.distill.losses import LossTerms, detector_losses, student_losses
 from monotakd_ros.errors import CheckpointError, ConfigError
+from monotakd_ros.model_io.checkpoint import (
+    CheckpointMeta,
+    load_checkpoint_meta,
+    load_model_weights,
+)
+from monotakd_ros.model_io.input_spec import InputSpec
 from monotakd_ros.models.build import build_assistant, build_student, build_teacher, freeze
 from monotakd_ros.models.camera_detector import CameraBevDetector
 from monotakd_ros.models.config import ModelConfig
@@ -33,11 +39,6 @@ from monotakd_ros.models.outputs import CameraDetectorOutput, Detections, Teache
 from monotakd_ros.models.postprocess import detections_from_head
 from monotakd_ros.models.target_assigner import AnchorTargets, assign_targets
 from monotakd_ros.models.teacher import LidarTeacher
-from monotakd_ros.training.checkpoint import (
-    CheckpointMeta,
-    load_checkpoint_meta,
-    load_model_weights,
-)
 
 LOG = logging.getLogger(__name__)
 

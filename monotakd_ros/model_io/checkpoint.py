@@ -36,8 +36,8 @@ from torch import nn
 
 from monotakd_ros import __version__
 from monotakd_ros.configuration import dataclass_from_dict, dataclass_to_dict
-from monotakd_ros.data.batch import InputSpec
 from monotakd_ros.errors import CheckpointError, ConfigError
+from monotakd_ros.model_io.input_spec import InputSpec
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from monotakd_ros.configuration import dataclass_from_dict
-from monotakd_ros.distill.bag_source import (
+from monotakd_ros.distiller.bag_source import (
     ProgressCallback,
     StopCheck,
     StopRequested,
@@ -21,14 +21,14 @@ from monotakd_ros.distill.bag_source import (
     distill_bags,
     topic_overrides,
 )
-from monotakd_ros.distill.engine import DistillEngine
-from monotakd_ros.distill.evaluation import evaluate_student, result_record
-from monotakd_ros.distill.replay import LabelledReplay
-from monotakd_ros.distill.run_config import DistillerConfig
+from monotakd_ros.distiller.engine import DistillEngine
+from monotakd_ros.distiller.evaluation import evaluate_student, result_record
+from monotakd_ros.distiller.replay import LabelledReplay
+from monotakd_ros.distiller.run_config import DistillerConfig
 from monotakd_ros.errors import CheckpointError, ConfigError
 from monotakd_ros.geometry.calib import CameraCalib
+from monotakd_ros.model_io.checkpoint import load_checkpoint_meta
 from monotakd_ros.models.config import ModelConfig, load_model_config
-from monotakd_ros.training.checkpoint import load_checkpoint_meta
 from monotakd_ros.training.data_loading import input_spec_for
 from monotakd_ros.training.distributed import resolve_device
 from monotakd_ros.training.rng_state import seed_everything

@@ -27,11 +27,11 @@ import torch
 from monotakd_ros.bags.frames import BagFrame
 from monotakd_ros.configuration import dataclass_to_dict
 from monotakd_ros.data.batch import FrameSample, collate_frames
-from monotakd_ros.distill.ledger import FrameLedger, SkipTally
-from monotakd_ros.distill.replay import LabelledReplay
-from monotakd_ros.distill.samples import frame_id_of, sample_from_bag_frame
+from monotakd_ros.distiller.ledger import FrameLedger, SkipTally
+from monotakd_ros.distiller.replay import LabelledReplay
+from monotakd_ros.distiller.samples import frame_id_of, sample_from_bag_frame
 from monotakd_ros.errors import CheckpointError, ConfigError, MonotakdError
-from monotakd_ros.training.checkpoint import (
+from monotakd_ros.model_io.checkpoint import (
     TrainState,
     load_checkpoint_meta,
     load_model_weights,

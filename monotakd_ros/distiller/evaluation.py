@@ -11,13 +11,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from monotakd_ros.bags.frames import BagFrame, iter_bag_frames
-from monotakd_ros.data.batch import FrameSample, InputSpec, collate_frames
+from monotakd_ros.data.batch import FrameSample, collate_frames
 from monotakd_ros.data.datasets import KittiFrameDataset
 from monotakd_ros.data.kitti.labels import KittiLabels
 from monotakd_ros.data.predictions import detections_to_kitti_labels
-from monotakd_ros.distill.samples import frame_id_of, sample_from_bag_frame
+from monotakd_ros.distiller.samples import frame_id_of, sample_from_bag_frame
 from monotakd_ros.errors import DatasetError, EvaluationError
 from monotakd_ros.geometry.calib import CameraCalib
+from monotakd_ros.model_io.input_spec import InputSpec
 from monotakd_ros.training.stages import Stage
 from monotakd_ros.training.validation import (
     Predictor,

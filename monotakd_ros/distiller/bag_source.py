@@ -17,7 +17,7 @@ from monotakd_ros.bags.frames import BagFrameReader, iter_bag_frames
 from monotakd_ros.bags.typestore import monotakd_typestore
 from monotakd_ros.data.kitti.calib import read_object_calib
 from monotakd_ros.data.kitti.raw_calib import read_raw_calib
-from monotakd_ros.distill.engine import DistillEngine
+from monotakd_ros.distiller.engine import DistillEngine
 from monotakd_ros.errors import BagError, CalibrationError, MonotakdError
 from monotakd_ros.geometry.calib import CameraCalib
 

@@ -6,9 +6,10 @@ import numpy as np
 
 from monotakd_ros.bags.frames import BagFrame
 from monotakd_ros.data.augment import SensorFrame
-from monotakd_ros.data.batch import FrameSample, InputSpec
+from monotakd_ros.data.batch import FrameSample
 from monotakd_ros.data.datasets import build_frame_sample
 from monotakd_ros.data.predictions import kitti_labels_to_lidar_targets
+from monotakd_ros.model_io.input_spec import InputSpec
 
 _NO_BOXES = np.zeros((0, 7), dtype=np.float32)
 _NO_CLASSES = np.zeros(0, dtype=np.int64)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from monotakd_ros.data.batch import FrameSample, InputSpec
+from monotakd_ros.data.batch import FrameSample
 from monotakd_ros.data.datasets import KittiFrameDataset
 from monotakd_ros.errors import ConfigError
+from monotakd_ros.model_io.input_spec import InputSpec
 
 
 class LabelledReplay:

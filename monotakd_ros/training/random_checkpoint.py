@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 
 from monotakd_ros.configuration import dataclass_to_dict
+from monotakd_ros.model_io.checkpoint import CheckpointMeta, save_checkpoint
 from monotakd_ros.models.build import build_student
 from monotakd_ros.models.config import ModelConfig
-from monotakd_ros.training.checkpoint import CheckpointMeta, save_checkpoint
 from monotakd_ros.training.data_loading import input_spec_for
 
 

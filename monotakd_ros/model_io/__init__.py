@@ -1,0 +1,1 @@
+"""Core I/O shared by training and inference: the checkpoint format and the network InputSpec."""
