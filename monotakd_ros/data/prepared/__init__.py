@@ -1,0 +1,1 @@
+"""Prepared (cached) training data: a KITTI split at network input size, as memory maps."""
