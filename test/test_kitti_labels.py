@@ -72,13 +72,15 @@ def test_prediction_files_carry_a_score_column(tmp_path):
 def test_lossless_precision_round_trips_arbitrary_floats(tmp_path):
     rng = np.random.default_rng(0)
     n = 6
+    boxes_cam = rng.normal(0, 10, (n, 7))
+    boxes_cam[:, 3:6] = np.abs(boxes_cam[:, 3:6])  # dimensions l, h, w are >= 0
     labels = KittiLabels(
         names=np.array(["Car", "Pedestrian", "Cyclist", "Van", "Car", "Person_sitting"]),
         truncated=rng.uniform(0, 1, n),
         occluded=rng.integers(0, 4, n),
         alpha=rng.uniform(-np.pi, np.pi, n),
-        bbox=rng.uniform(0, 1242, (n, 4)),
-        boxes_cam=rng.normal(0, 10, (n, 7)),
+        bbox=np.sort(rng.uniform(0, 1242, (n, 2, 2)), axis=1).reshape(n, 4),  # x1 y1 <= x2 y2
+        boxes_cam=boxes_cam,
         score=rng.uniform(0, 1, n),
     )
     first, second = tmp_path / "a.txt", tmp_path / "b.txt"
@@ -148,6 +150,35 @@ def test_select_and_concat():
             "Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 3.69 -16.53 2.39 58.49 1.5 0.9",
             r"labels\.txt:2: 16 fields, but earlier lines have 15",
         ),
+        # Values outside KITTI's ranges (each of these changed the AP before it was refused).
+        (
+            "Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 -1.87 3.69 -16.53 2.39 58.49 1.57",
+            r"labels\.txt:2: dimensions h w l \(fields 9-11\) must be >= 0 .*got 1.67 -1.87 3.69",
+        ),
+        (
+            "Car -1 -1 1.85 387.63 181.54 423.81 203.12 -1 -1 -1 -16.53 2.39 58.49 1.57",
+            r"labels\.txt:2: dimensions .* \(only DontCare may give -1 -1 -1\)",
+        ),
+        (
+            "Car 5.0 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 3.69 -16.53 2.39 58.49 1.57",
+            r"labels\.txt:2: truncated \(field 2\) must lie in \[0, 1\] \(or be -1\), got '5.0'",
+        ),
+        (
+            "Car -0.5 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 3.69 -16.53 2.39 58.49 1.57",
+            r"labels\.txt:2: truncated \(field 2\) must lie in \[0, 1\]",
+        ),
+        (
+            "Car 0.00 7 1.85 387.63 181.54 423.81 203.12 1.67 1.87 3.69 -16.53 2.39 58.49 1.57",
+            r"labels\.txt:2: occluded \(field 3\) must be 0, 1, 2 or 3 \(or -1\), got '7'",
+        ),
+        (
+            "Car 0.00 0 1.85 423.81 181.54 387.63 203.12 1.67 1.87 3.69 -16.53 2.39 58.49 1.57",
+            r"labels\.txt:2: bbox \(fields 5-8\) needs x1 <= x2 and y1 <= y2, got 423.81 181.54",
+        ),
+        (
+            "Car 0.00 0 1.85 387.63 203.12 423.81 181.54 1.67 1.87 3.69 -16.53 2.39 58.49 1.57",
+            r"labels\.txt:2: bbox \(fields 5-8\) needs x1 <= x2 and y1 <= y2",
+        ),
     ],
 )
 def test_malformed_lines_name_file_line_and_field(tmp_path, line, pattern):
@@ -155,6 +186,18 @@ def test_malformed_lines_name_file_line_and_field(tmp_path, line, pattern):
     path.write_text(REAL_LABELS.splitlines()[0] + "\n" + line + "\n")
     with pytest.raises(KittiFormatError, match=pattern):
         read_label_file(path)
+
+
+def test_kitti_markers_for_not_given_values_still_read():
+    """DontCare's -1 / -1000 fillers and the -1 truncation/occlusion of result files are valid."""
+    dont_care = labels_from_lines(REAL_LABELS.splitlines()[4:])
+    assert dont_care.truncated.tolist() == [-1.0] and dont_care.occluded.tolist() == [-1]
+    assert dont_care.boxes_cam.tolist() == [[-1000.0, -1000.0, -1000.0, -1.0, -1.0, -1.0, -10.0]]
+    result = labels_from_lines(
+        ["Car -1 -1 1.85 387.63 181.54 423.81 203.12 1.67 1.87 3.69 -16.53 2.39 58.49 1.57 0.9",
+         "Car 0 3 1.85 5.0 6.0 5.0 6.0 0 0 0 -16.53 2.39 58.49 1.57 0.8"])  # degenerate, legal
+    assert result.truncated.tolist() == [-1.0, 0.0] and result.occluded.tolist() == [-1, 3]
+    assert result.score.tolist() == [0.9, 0.8]
 
 
 def test_io_and_write_errors(tmp_path):

@@ -43,8 +43,8 @@ def make_frame(seed: int):
         truncated=np.array([0.0, 0.3]),
         occluded=np.array([0, 2]),
         alpha=rng.uniform(-3, 3, 2),
-        bbox=rng.uniform(0, 300, (2, 4)),
-        boxes_cam=rng.normal(0, 5, (2, 7)),
+        bbox=np.sort(rng.uniform(0, 300, (2, 2, 2)), axis=1).reshape(2, 4),  # x1 y1 <= x2 y2
+        boxes_cam=rng.normal(0, 5, (2, 7)) * [1, 1, 1, 0, 0, 0, 1] + [0, 0, 0, 3.9, 1.6, 1.5, 0],
     )
     plane = np.array([0.0, -1.0, 0.0, 1.65]) + rng.normal(0, 0.01, 4)
     return image, calib, points, labels, plane

@@ -37,6 +37,11 @@ _PREDICTION_FIELDS = 16
 # File columns of [x, y, z, l, h, w, ry]: the file stores dimensions as h, w, l.
 _BOX_COLUMNS = [11, 12, 13, 10, 8, 9, 14]
 _STANDARD_PRECISION = 2  # KITTI's own label_2 files carry two decimals
+# KITTI's "not given" marker: DontCare regions carry -1 truncation and occlusion (and -1 sizes,
+# -1000 m locations), and result files carry -1 truncation and occlusion for every detection.
+_NOT_GIVEN = -1.0
+_OCCLUSION_LEVELS = (-1.0, 0.0, 1.0, 2.0, 3.0)  # not given, visible, partly, largely, unknown
+DONT_CARE = "DontCare"
 _MIN_SCORE_PRECISION = 4  # scores need more digits than 0.01 to rank detections
 
 
@@ -60,7 +65,28 @@ def _parse_line(tokens: list[str], where: str) -> tuple[str, np.ndarray]:
             raise KittiFormatError(f"{where}: field {column + 1} is not finite: {token!r}")
     if not values[2].is_integer():
         raise KittiFormatError(f"{where}: occluded (field 3) is not an integer: {tokens[2]!r}")
+    _check_label_values(tokens, values, where)
     return tokens[0], values
+
+
+def _check_label_values(tokens: list[str], values: np.ndarray, where: str) -> None:
+    """Raise KittiFormatError naming the field when a value lies outside KITTI's ranges."""
+    truncated, occluded = values[1], values[2]
+    if truncated != _NOT_GIVEN and not 0.0 <= truncated <= 1.0:
+        raise KittiFormatError(f"{where}: truncated (field 2) must lie in [0, 1] (or be -1), "
+                               f"got {tokens[1]!r}")
+    if occluded not in _OCCLUSION_LEVELS:
+        raise KittiFormatError(f"{where}: occluded (field 3) must be 0, 1, 2 or 3 (or -1), "
+                               f"got {tokens[2]!r}")
+    x1, y1, x2, y2 = values[4:8]
+    if x2 < x1 or y2 < y1:
+        raise KittiFormatError(f"{where}: bbox (fields 5-8) needs x1 <= x2 and y1 <= y2, got "
+                               f"{' '.join(tokens[4:8])}")
+    dims = values[8:11]  # h, w, l
+    dont_care_filler = tokens[0] == DONT_CARE and bool(np.all(dims == _NOT_GIVEN))
+    if not dont_care_filler and np.any(dims < 0.0):
+        raise KittiFormatError(f"{where}: dimensions h w l (fields 9-11) must be >= 0 (only "
+                               f"DontCare may give -1 -1 -1), got {' '.join(tokens[8:11])}")
 
 
 def labels_from_lines(lines: Iterable[str], source: str | Path = "<lines>") -> KittiLabels:
