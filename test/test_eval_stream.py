@@ -30,6 +30,7 @@ from monotakd_ros.geometry.frames import (
     boxes_cam_to_body,
     boxes_cam_to_optical,
 )
+from monotakd_ros.nodes.evaluator import EXIT_GROUND_TRUTH_LOST, evaluation_status
 
 P2 = np.array([[721.5377, 0.0, 609.5593, 44.85728], [0.0, 721.5377, 172.854, 0.2163791],
                [0.0, 0.0, 1.0, 0.002745884]])
@@ -232,3 +233,31 @@ def test_overlay_draws_ground_truth_and_detections_on_a_copy() -> None:
     assert drawn[int((y1 + y2) / 2), int(round(x1)) - 1:int(round(x1)) + 2, 1].max() > 150
     assert drawn[int((y1 + y2) / 2), int(round(x2)) - 1:int(round(x2)) + 2, 1].max() > 150
     assert drawn[..., 2].max() > 150  # the detection in red
+
+
+def test_ground_truth_lost_on_the_way_is_counted_and_fails_the_run(tmp_path) -> None:
+    """The replay sent 5 ground truth messages; 3 arrived (one unreadable): 2 lost, status 4."""
+    gt = car_frames(2)
+    evaluator = StreamEvaluator(classes=["Car"], expected_ground_truth=5)
+    for stamp, truth in gt.items():
+        evaluator.add_ground_truth(stamp, truth)
+        evaluator.add_detections(frame_of_boxes(stamp, np.zeros((0, 7)), []))
+    evaluator.count_unreadable("ground_truth")
+    evaluator.count_unreadable("detections")
+    assert evaluator.all_ground_truth_answered() and not evaluator.ground_truth_complete
+    evaluation = evaluator.evaluate()
+    counts = evaluation.counts
+    assert (counts.ground_truth_messages, counts.ground_truth_messages_expected,
+            counts.ground_truth_messages_lost) == (3, 5, 2)
+    assert evaluation.result is not None  # the frames that came are still scored ...
+    assert evaluation_status(evaluation) == EXIT_GROUND_TRUTH_LOST  # ... but the run fails
+    markdown = write_stream_report(tmp_path, evaluation, {}).markdown.read_text()
+    assert "**Ground truth lost**: 2 of 5 ground truth messages" in markdown
+    complete = StreamEvaluator(classes=["Car"], expected_ground_truth=2)
+    for stamp, truth in gt.items():
+        complete.add_ground_truth(stamp, truth)
+        complete.add_detections(frame_of_boxes(stamp, np.zeros((0, 7)), []))
+    assert complete.ground_truth_complete
+    assert evaluation_status(complete.evaluate()) == 0
+    with pytest.raises(EvaluationError, match="expected ground truth messages must be >= 0"):
+        StreamEvaluator(expected_ground_truth=-1)

@@ -59,7 +59,8 @@ def assert_perfect_on_matched_frames(report: dict) -> None:
 
 def test_report_scores_matched_frames_and_counts_the_dropped_one(bag, tmp_path: Path) -> None:
     report_dir = tmp_path / "report"
-    procs = [evaluator(report_dir, "end_grace_s:=1.0", "overlay_count:=2")]
+    procs = [evaluator(report_dir, "end_grace_s:=1.0", "overlay_count:=2",
+                       f"expected_ground_truth:={NUM_FRAMES}")]
     try:
         procs.append(start(str(PROCS / "echo_ground_truth.py"), "--drop", str(DROPPED)))
         procs.append(replay(bag.bag, f"{layout.GROUND_TRUTH_TOPIC}:2",
@@ -77,6 +78,8 @@ def test_report_scores_matched_frames_and_counts_the_dropped_one(bag, tmp_path: 
     assert counts["detection_messages_without_ground_truth"] == 0
     assert counts["duplicate_detection_messages"] == 0
     assert counts["matched_frames_without_detections"] == 0
+    assert (counts["ground_truth_messages"], counts["ground_truth_messages_expected"],
+            counts["ground_truth_messages_lost"]) == (NUM_FRAMES, NUM_FRAMES, 0)
     assert report["dropped_stamps_ns"] == [bag.image_stamps_ns[DROPPED]]
     assert_perfect_on_matched_frames(report)
     assert report["ap_with_dropped_frames_as_empty"]["Car"]["3d"]["R40"][1] < 100.0

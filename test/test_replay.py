@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import time
 
 import pytest
@@ -98,6 +99,7 @@ def test_replay_publishes_the_recorded_stream_at_the_scaled_rate(bag, rate: floa
     assert max(clocks) - min(clocks) >= 0.5 * bag_span_s * 1e9
     assert f"{layout.IMAGE_TOPIC:48s} {NUM_FRAMES:8d}" in output
     assert "finished: 17 messages" in output  # 8 images, 8 infos, 1 /tf_static
+    assert "delivery confirmed by every matched reliable reader" in output
     achieved = re.search(r"achieved rate ([0-9.]+)x", output)
     assert achieved and float(achieved.group(1)) == pytest.approx(rate, rel=0.3)
 
@@ -113,3 +115,40 @@ def test_replay_fails_clearly_on_a_missing_topic(bag) -> None:
                                        "--topics", "/nope"), 20.0)
     assert code == 1
     assert "no topic(s) ['/nope']" in output
+
+
+# A reliable image reader that says when it matched the replay, then only spins.
+_READER = """
+import rclpy, sys
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+rclpy.init()
+node = rclpy.create_node('stalled_reader')
+sub = node.create_subscription(Image, sys.argv[1], lambda m: None,
+                               QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+while sub.get_publisher_count() < 1:
+    rclpy.spin_once(node, timeout_sec=0.05)
+print('matched', flush=True)
+while True:
+    rclpy.spin_once(node, timeout_sec=0.1)
+"""
+
+
+def test_unacknowledged_delivery_is_reported_before_the_end(bag) -> None:
+    """A matched reliable reader that stops answering (SIGSTOP) never acks: the replay says so."""
+    reader = start("-c", _READER, layout.IMAGE_TOPIC)
+    replay = None
+    try:
+        replay = start("-m", "monotakd_ros.nodes.replay", str(bag.bag), "--rate", "8",
+                       "--topics", layout.IMAGE_TOPIC, "--delay", "2", "--ack-timeout", "1.5",
+                       "--wait-for-subscribers", f"{layout.IMAGE_TOPIC}:1")
+        assert reader.stdout.readline().strip() == "matched"
+        reader.send_signal(signal.SIGSTOP)  # still matched, but acknowledges nothing
+        code, output = wait_for_exit(replay, 30.0)
+    finally:
+        reader.send_signal(signal.SIGCONT)
+        stop(replay, reader)
+    assert code == 0, output
+    assert (f"delivery NOT confirmed after 1.5 s on ['{layout.IMAGE_TOPIC}']: a matched "
+            "reliable reader did not acknowledge every message") in output
+    assert "finished: 8 messages" in output

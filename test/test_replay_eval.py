@@ -13,7 +13,12 @@ from helpers_replay_eval import PROCS, write_eval_bag
 
 from monotakd_ros.bags import kitti_layout as layout
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
-from monotakd_ros.nodes.replay_eval import EXIT_NOTHING_EVALUATED, _print_report, main
+from monotakd_ros.nodes.replay_eval import (
+    EXIT_GROUND_TRUTH_LOST,
+    EXIT_NOTHING_EVALUATED,
+    _print_report,
+    main,
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +81,13 @@ def test_no_evaluated_frame_gives_a_nonzero_status(tmp_path: Path, capsys) -> No
     assert "dropped by the detector: 3" in capsys.readouterr().out
     (tmp_path / "report.json").unlink()
     assert _print_report(tmp_path, 1, tmp_path) == 1
+
+
+def test_lost_ground_truth_fails_the_run(tmp_path: Path, caplog) -> None:
+    counts = {"ground_truth_frames": 54, "ground_truth_frames_without_detection_message": 0,
+              "detection_messages_without_ground_truth": 0,
+              "matched_frames_without_detections": 0, "ground_truth_messages": 54,
+              "ground_truth_messages_expected": 60, "ground_truth_messages_lost": 6}
+    (tmp_path / "report.json").write_text(json.dumps({"evaluated_frames": 54, "counts": counts}))
+    assert _print_report(tmp_path, 4, tmp_path) == EXIT_GROUND_TRUTH_LOST
+    assert "6 of 60 ground truth messages in the bag never reached the evaluator" in caplog.text
