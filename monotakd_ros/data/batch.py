@@ -5,7 +5,8 @@ Image preparation, shared by training and the ROS detector node so both see iden
 1. resize with one ``cv2.resize`` by the width scale ``sx = W / w0`` to ``(round(h0 * sx), W)``,
    keeping the aspect ratio (``sy = round(h0 * sx) / h0``, equal to ``sx`` up to rounding);
 2. the top rows stay where they are: the bottom is padded with the mean colour (0 after
-   normalisation) or cropped, to reach ``H`` rows;
+   normalisation) or cropped, to reach ``H`` rows (``placed_image`` pastes at any integer
+   offset instead; the detector's virtual camera, ``inference.virtual_camera``, uses it);
 3. BGR -> RGB, scale to [0, 1], subtract ``mean`` and divide by ``std`` (per RGB channel).
 
 Pixel coordinates follow OpenCV: pixel centres at integers. ``cv2.resize`` maps a source
@@ -43,14 +44,48 @@ def scaled_projection(P2: np.ndarray, original_hw: tuple[int, int],
     return A @ np.asarray(P2, dtype=np.float64)
 
 
+def placed_projection(P2: np.ndarray, original_hw: tuple[int, int], new_hw: tuple[int, int],
+                      offset_yx: tuple[int, int]) -> np.ndarray:
+    """P2 of an image resized to ``new_hw`` and pasted with its top-left pixel at ``offset_yx``."""
+    P = scaled_projection(P2, original_hw, new_hw)
+    shift = np.array([[1.0, 0.0, offset_yx[1]], [0.0, 1.0, offset_yx[0]], [0.0, 0.0, 1.0]])
+    return shift @ P
+
+
 def prepare_image(image_bgr: np.ndarray, P2: np.ndarray,
                   spec: InputSpec) -> tuple[torch.Tensor, np.ndarray, tuple[float, float]]:
-    """Resize, pad/crop and normalise a BGR uint8 image; returns (image, P2 scaled, scale_xy)."""
+    """Fit-to-width resize, top-aligned pad/crop and normalise; returns (image, P2, scale_xy)."""
+    check_bgr_image(image_bgr)
+    original_hw = (int(image_bgr.shape[0]), int(image_bgr.shape[1]))
+    new_hw = resized_hw(original_hw, spec)
+    image = placed_image(image_bgr, new_hw, (0, 0), spec)
+    scale_xy = (new_hw[1] / original_hw[1], new_hw[0] / original_hw[0])
+    return image, placed_projection(P2, original_hw, new_hw, (0, 0)), scale_xy
+
+
+def check_bgr_image(image_bgr: np.ndarray) -> None:
+    """ImageEncodingError unless ``image_bgr`` is an (H, W, 3) uint8 array."""
     if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
         raise ImageEncodingError(f"prepare_image needs an (H, W, 3) uint8 BGR image, got "
                                  f"shape {image_bgr.shape} dtype {image_bgr.dtype}")
+
+
+def placed_image(image_bgr: np.ndarray, new_hw: tuple[int, int], offset_yx: tuple[int, int],
+                 spec: InputSpec) -> torch.Tensor:
+    """(3, H, W) network input: the image resized to ``new_hw`` and pasted at ``offset_yx``.
+
+    Negative offsets crop; uncovered input is the mean colour (0 after normalising).
+    """
+    check_bgr_image(image_bgr)
     original_hw = (int(image_bgr.shape[0]), int(image_bgr.shape[1]))
-    new_hw = resized_hw(original_hw, spec)
+    height, width = spec.input_hw
+    top, left = offset_yx
+    # Source rows/columns of the resized image that land on the canvas.
+    row0, row1 = max(0, -top), min(new_hw[0], height - top)
+    col0, col1 = max(0, -left), min(new_hw[1], width - left)
+    normalised = np.zeros((3, height, width), dtype=np.float32)  # (3, H, W), pad = mean colour
+    if row1 <= row0 or col1 <= col0:
+        return torch.from_numpy(normalised)
     if new_hw == original_hw:
         resized = image_bgr
     else:
@@ -58,17 +93,14 @@ def prepare_image(image_bgr: np.ndarray, P2: np.ndarray,
         shrinking = new_hw[1] < original_hw[1]
         interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
         resized = cv2.resize(image_bgr, (new_hw[1], new_hw[0]), interpolation=interpolation)
-    height, width = spec.input_hw
-    rows = min(new_hw[0], height)
-    normalised = np.zeros((3, height, width), dtype=np.float32)  # (3, H, W), pad = mean colour
+    visible = resized[row0:row1, col0:col1]
     for rgb_channel in range(3):
         gain = 1.0 / (255.0 * spec.std[rgb_channel])
-        target = normalised[rgb_channel, :rows]
-        np.multiply(resized[:rows, :, 2 - rgb_channel], np.float32(gain), out=target,
+        target = normalised[rgb_channel, top + row0:top + row1, left + col0:left + col1]
+        np.multiply(visible[:, :, 2 - rgb_channel], np.float32(gain), out=target,
                     casting="unsafe")
         target -= np.float32(spec.mean[rgb_channel] / spec.std[rgb_channel])
-    scale_xy = (new_hw[1] / original_hw[1], new_hw[0] / original_hw[0])
-    return torch.from_numpy(normalised), scaled_projection(P2, original_hw, new_hw), scale_xy
+    return torch.from_numpy(normalised)
 
 
 @dataclass

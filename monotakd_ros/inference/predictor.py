@@ -1,6 +1,8 @@
 """One image and its projection matrix in, 3D boxes in the KITTI camera frame out.
 
-The image is prepared exactly as in training (``data.batch.prepare_image``), the student runs
+The image is mapped onto the camera the student was trained with (``virtual_camera``: resample
+to the training focal length, place the principal point, crop/pad; for KITTI-shaped images this is
+exactly training's ``data.batch.prepare_image``), the student runs
 under ``torch.inference_mode``, and its LiDAR-frame boxes are mapped back to the camera frame
 through the same nominal ``T_rect_from_lidar`` the model used to lift the image.
 """
@@ -17,11 +19,16 @@ import numpy as np
 import torch
 
 from monotakd_ros.configuration import dataclass_from_dict
-from monotakd_ros.data.batch import prepare_image
+from monotakd_ros.data.batch import placed_image, prepare_image
 from monotakd_ros.errors import CalibrationError, CheckpointError, ConfigError, ImageEncodingError
 from monotakd_ros.geometry.calib import CameraCalib
 from monotakd_ros.geometry.frames import boxes_lidar_to_cam
 from monotakd_ros.inference.device import fp16_enabled, select_device
+from monotakd_ros.inference.virtual_camera import (
+    CameraMapping,
+    VirtualCamera,
+    kitti_training_camera,
+)
 from monotakd_ros.model_io.checkpoint import load_checkpoint_meta, load_model_weights
 from monotakd_ros.model_io.input_spec import InputSpec
 from monotakd_ros.models.build import build_student
@@ -32,6 +39,7 @@ from monotakd_ros.models.postprocess import detections_from_head
 logger = logging.getLogger(__name__)
 
 STUDENT_STAGE = "student"
+CAMERA_MODES = ("virtual", "fit_width")  # fit_width: training's step, for KITTI-shaped images
 
 
 @dataclass(frozen=True)
@@ -111,19 +119,30 @@ class StudentPredictor:
     """A loaded student checkpoint: ``predict(image_bgr, P)`` -> :class:`CameraDetections`."""
 
     def __init__(self, model: CameraBevDetector, model_cfg: ModelConfig, spec: InputSpec,
-                 device: torch.device, fp16: bool, postprocess: PostprocessConfig) -> None:
+                 device: torch.device, fp16: bool, postprocess: PostprocessConfig,
+                 camera_mode: str = "virtual", placement: str = "principal_point",
+                 horizon_row_px: float | None = None) -> None:
+        if camera_mode not in CAMERA_MODES:
+            raise ConfigError(f"camera_mode: must be one of {list(CAMERA_MODES)}, got "
+                              f"{camera_mode!r}")
         self._model: CameraBevDetector | None = model.eval().to(device)
         self.model_cfg = model_cfg
         self.spec = spec
         self.device = device
         self.fp16 = fp16
         self.postprocess = postprocess
+        self.camera_mode = camera_mode
+        self.virtual_camera = VirtualCamera(kitti_training_camera(spec), placement,
+                                            horizon_row_px)
+        self._mappings: dict[tuple[bytes, tuple[int, int]], CameraMapping] = {}
         self._T_rect_from_lidar = np.asarray(model_cfg.nominal_T_rect_from_lidar, np.float64)
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str = "auto", fp16: bool = False,
                         score_threshold: float | None = None, nms_iou: float | None = None,
-                        max_detections: int | None = None) -> StudentPredictor:
+                        max_detections: int | None = None, camera_mode: str = "virtual",
+                        placement: str = "principal_point",
+                        horizon_row_px: float | None = None) -> StudentPredictor:
         """Load and validate a student checkpoint; CheckpointError names the path and problem."""
         path = Path(path).expanduser()
         if not path.exists():
@@ -155,7 +174,8 @@ class StudentPredictor:
         load_model_weights(path, model, strict=True)
         logger.info("loaded student %s (%s) on %s", path, meta.code_version, torch_device)
         return cls(model, model_cfg, meta.input_spec, torch_device,
-                   fp16_enabled(torch_device, fp16), settings)
+                   fp16_enabled(torch_device, fp16), settings, camera_mode, placement,
+                   horizon_row_px)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -173,7 +193,7 @@ class StudentPredictor:
         start = time.perf_counter()
         P = validated_projection(P)
         image_bgr = validated_image(image_bgr)
-        image, P_input, _ = prepare_image(image_bgr, P, self.spec)
+        image, P_input = self.prepared_input(image_bgr, P)
         images = image[None].to(self.device, non_blocking=True)  # (1, 3, H, W)
         P2 = torch.as_tensor(P_input, dtype=torch.float32)[None].to(self.device)  # (1, 3, 4)
         prepared = time.perf_counter()
@@ -197,6 +217,30 @@ class StudentPredictor:
                                  network_ms=(ran - prepared) * 1e3, decode_ms=(done - ran) * 1e3)
         return CameraDetections(boxes_cam=boxes_cam, scores=scores, class_names=names,
                                 timing=timing)
+
+    def camera_mapping(self, P: np.ndarray, image_hw: tuple[int, int]) -> CameraMapping:
+        """The virtual camera's mapping of this camera (cached; logged once when new)."""
+        key = (np.asarray(P, dtype=np.float64).tobytes(), (int(image_hw[0]), int(image_hw[1])))
+        mapping = self._mappings.get(key)
+        if mapping is None:
+            if len(self._mappings) >= 8:  # a camera whose P changes every frame
+                self._mappings.clear()
+            mapping = self.virtual_camera.mapping(P, image_hw)
+            self._mappings[key] = mapping
+            logger.info("%s", mapping.summary())
+            for warning in mapping.warnings():
+                logger.warning("%s", warning)
+        return mapping
+
+    def prepared_input(self, image_bgr: np.ndarray,
+                       P: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """(3, H, W) normalised network input and P at the input, per ``camera_mode``."""
+        if self.camera_mode == "fit_width":
+            image, P_input, _ = prepare_image(image_bgr, P, self.spec)
+            return image, P_input
+        mapping = self.camera_mapping(P, image_bgr.shape[:2])
+        image = placed_image(image_bgr, mapping.resized_hw, mapping.offset_yx, self.spec)
+        return image, mapping.P_input
 
     def release(self) -> None:
         """Drop the model and return its GPU memory; ``predict`` is unusable afterwards."""

@@ -2,6 +2,9 @@
 
 monotakd-synth object --out DIR --frames N --seed S [--overwrite]
 monotakd-synth raw --out DIR --frames N --seed S [--drives K] [--overwrite]
+
+Both take ``--image-size WxH --intrinsics FX FY CX CY`` for a camera other than KITTI's
+(1242x375, fx 721.5); the scenes of a seed are the same whichever camera renders them.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from monotakd_ros.data.synth.config import SynthConfig
 from monotakd_ros.data.synth.writer import write_object_dataset, write_raw_drives
-from monotakd_ros.errors import MonotakdError
+from monotakd_ros.errors import ConfigError, MonotakdError
 
 LOG = logging.getLogger("monotakd_ros.synth")
 
@@ -34,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace synthetic data already in --out")
         p.add_argument("--workers", type=int, default=1,
                        help="processes generating in parallel (default 1)")
+        p.add_argument("--image-size", default=None, metavar="WxH",
+                       help="camera image size, e.g. 640x480 (default KITTI's 1242x375)")
+        p.add_argument("--intrinsics", type=float, nargs=4, default=None,
+                       metavar=("FX", "FY", "CX", "CY"),
+                       help="camera intrinsics in pixels (default KITTI's P2); needed with "
+                            "--image-size")
         if mode == "object":
             p.add_argument("--val-fraction", type=float, default=0.5,
                            help="share of training frames listed in val.txt (default 0.5)")
@@ -44,23 +54,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def synth_config_from_args(image_size: str | None,
+                           intrinsics: list[float] | None) -> SynthConfig:
+    """SynthConfig for ``--image-size`` / ``--intrinsics``; ConfigError names a bad value."""
+    if image_size is None:
+        if intrinsics is not None:
+            raise ConfigError("--intrinsics needs --image-size (the image the camera fills)")
+        return SynthConfig()
+    width, sep, height = image_size.lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit()) or min(int(width), int(height)) < 1:
+        raise ConfigError(f"--image-size: expected WIDTHxHEIGHT such as 640x480, got "
+                          f"{image_size!r}")
+    if intrinsics is None:
+        raise ConfigError(f"--image-size {image_size} needs --intrinsics FX FY CX CY: KITTI's "
+                          "P2 does not fit another image size")
+    return SynthConfig(image_hw=(int(height), int(width)),
+                       intrinsics=tuple(float(v) for v in intrinsics))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     total = args.frames if args.mode == "object" else args.frames * max(args.drives, 0)
     try:
+        config = synth_config_from_args(args.image_size, args.intrinsics)
         with tqdm(total=total, unit="frame", desc=f"synth {args.mode}") as bar:
             if args.mode == "object":
                 sets = write_object_dataset(args.out, args.frames, args.seed, args.val_fraction,
                                             args.test_fraction, overwrite=args.overwrite,
-                                            on_frame=bar.update, workers=args.workers)
+                                            on_frame=bar.update, workers=args.workers,
+                                            config=config)
                 LOG.info("wrote %s: train %d, val %d, test %d frames", args.out,
                          len(sets["train"]), len(sets["val"]), len(sets["test"]))
             else:
                 folders = write_raw_drives(args.out, args.drives, args.frames, args.seed,
-                                           overwrite=args.overwrite, on_frame=bar.update,
-                                           workers=args.workers)
+                                           config=config, overwrite=args.overwrite,
+                                           on_frame=bar.update, workers=args.workers)
                 LOG.info("wrote %d drive(s) under %s", len(folders), args.out)
     except MonotakdError as err:
         LOG.error("%s", err)

@@ -5,14 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from monotakd_ros.data.synth.lidar import LidarConfig
-from monotakd_ros.data.synth.rig import KITTI_IMAGE_HW
+from monotakd_ros.data.synth.rig import (
+    KITTI_IMAGE_HW,
+    camera_calib_with_intrinsics,
+    kitti_camera_calib,
+)
+from monotakd_ros.errors import ConfigError
+from monotakd_ros.geometry.calib import CameraCalib
 
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """What the generator produces: image size, LiDAR, traffic density and label rules."""
+    """What the generator produces: camera, LiDAR, traffic density and label rules."""
 
     image_hw: tuple[int, int] = KITTI_IMAGE_HW
+    intrinsics: tuple[float, float, float, float] | None = None  # (fx, fy, cx, cy) px; None: KITTI
     lidar: LidarConfig = field(default_factory=LidarConfig)
     max_label_distance_m: float = 60.0  # farther objects become DontCare
     min_box_height_px: float = 18.0  # smaller objects become DontCare
@@ -20,3 +27,17 @@ class SynthConfig:
     pedestrians_per_side: float = 2.0  # mean count per sidewalk
     cyclists_mean: float = 1.0
     image_noise: float = 3.0  # std of the sensor noise, grey levels
+
+    def __post_init__(self) -> None:
+        if len(self.image_hw) != 2 or min(self.image_hw) < 1:
+            raise ConfigError(f"synth image_hw: need two positive sizes, got {self.image_hw!r}")
+        if self.intrinsics is not None and (len(self.intrinsics) != 4
+                                            or min(self.intrinsics[:2]) <= 0):
+            raise ConfigError(f"synth intrinsics: need (fx, fy, cx, cy) with fx, fy > 0, got "
+                              f"{self.intrinsics!r}")
+
+    def camera_calib(self) -> CameraCalib:
+        """The rig's calibration with this camera (KITTI's own when no intrinsics are given)."""
+        if self.intrinsics is None:
+            return kitti_camera_calib()
+        return camera_calib_with_intrinsics(*self.intrinsics)

@@ -18,7 +18,6 @@ from monotakd_ros.data.synth.rig import (
     RigPose,
     T_rect_from_world,
     ground_plane_rect,
-    kitti_camera_calib,
 )
 from monotakd_ros.data.synth.scene import World, sample_world
 from monotakd_ros.geometry.calib import CameraCalib
@@ -73,7 +72,7 @@ def sample_rig_pose(rng: np.random.Generator, config: SynthConfig) -> RigPose:
 def render_frame(world: World, pose: RigPose, time_s: float, config: SynthConfig,
                  rng: np.random.Generator, calib: CameraCalib | None = None) -> SynthFrame:
     """Camera image, LiDAR sweep and labels of ``world`` seen from ``pose`` at ``time_s``."""
-    calib = kitti_camera_calib() if calib is None else calib
+    calib = config.camera_calib() if calib is None else calib
     prims = world.primitives_at(time_s)
     T_rect_from_W = T_rect_from_world(calib, pose)
     view = CameraView(prims, calib, T_rect_from_W, config.image_hw)

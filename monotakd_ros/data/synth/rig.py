@@ -7,30 +7,34 @@ from dataclasses import dataclass
 import numpy as np
 
 from monotakd_ros.geometry.calib import CameraCalib
+from monotakd_ros.geometry.kitti_camera import (  # noqa: F401 -- re-exported
+    KITTI_IMAGE_HW,
+    KITTI_P2,
+    KITTI_R0_RECT,
+    KITTI_TR_VELO_TO_CAM,
+)
 
-# KITTI object set training/calib/000000.txt (2011_09_26 drives), design notes section 3.
-KITTI_P2 = np.array([
-    [7.215377e02, 0.0, 6.095593e02, 4.485728e01],
-    [0.0, 7.215377e02, 1.728540e02, 2.163791e-01],
-    [0.0, 0.0, 1.0, 2.745884e-03],
-])
-KITTI_R0_RECT = np.array([
-    [9.999239e-01, 9.837760e-03, -7.445048e-03],
-    [-9.869795e-03, 9.999421e-01, -4.278459e-03],
-    [7.402527e-03, 4.351614e-03, 9.999631e-01],
-])
-KITTI_TR_VELO_TO_CAM = np.array([
-    [7.533745e-03, -9.999714e-01, -6.166020e-04, -4.069766e-03],
-    [1.480249e-02, 7.280733e-04, -9.998902e-01, -7.631618e-02],
-    [9.998621e-01, 7.523790e-03, 1.480755e-02, -2.717806e-01],
-])
-KITTI_IMAGE_HW = (375, 1242)
 LIDAR_HEIGHT_M = 1.73
 
 
 def kitti_camera_calib() -> CameraCalib:
     """The real KITTI calibration the synthetic camera and LiDAR share."""
     return CameraCalib(P2=KITTI_P2.copy(), R0_rect=KITTI_R0_RECT.copy(),
+                       T_cam_from_lidar=KITTI_TR_VELO_TO_CAM.copy())
+
+
+def camera_calib_with_intrinsics(fx_px: float, fy_px: float, cx_px: float,
+                                 cy_px: float) -> CameraCalib:
+    """KITTI's rig with another camera in place of camera 2: same optical centre and axes.
+
+    ``P2 = K [I | t]`` with ``t`` KITTI camera 2's offset from the rectified frame, so labels
+    (in the rectified frame) of one scene are the same boxes whichever camera renders it.
+    """
+    K_kitti = KITTI_P2[:, :3]
+    t_cam2 = np.linalg.solve(K_kitti, KITTI_P2[:, 3])  # (3,) camera 2 offset, metres
+    K = np.array([[fx_px, 0.0, cx_px], [0.0, fy_px, cy_px], [0.0, 0.0, 1.0]])
+    P2 = np.concatenate([K, (K @ t_cam2)[:, None]], axis=1)
+    return CameraCalib(P2=P2, R0_rect=KITTI_R0_RECT.copy(),
                        T_cam_from_lidar=KITTI_TR_VELO_TO_CAM.copy())
 
 
