@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from monotakd_ros.data.augment import AugmentConfig, flip_boxes_lidar
-from monotakd_ros.data.batch import FrameBatch, InputSpec
+from monotakd_ros.data.batch import FrameBatch
 from monotakd_ros.data.predictions import boxes_inside_range
 from monotakd_ros.data.prepared.store import OpenedStore, format_bytes
 from monotakd_ros.errors import DatasetError
+from monotakd_ros.model_io.input_spec import InputSpec
 
 _GREY_RGB = (0.299, 0.587, 0.114)  # luma weights of cv2.COLOR_BGR2GRAY
 _RESIDENT = ("images", "valid_rows", "P2", "T_rect_from_lidar", "original_hw", "scale_xy",

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from monotakd_ros.data.augment import SensorFrame
-from monotakd_ros.data.batch import InputSpec, resized_hw
+from monotakd_ros.data.batch import resized_hw
 from monotakd_ros.data.datasets import KittiFrameDataset, build_frame_sample
 from monotakd_ros.data.kitti.object_dataset import CALIB_DIR, LABEL_DIR, VELODYNE_DIR
 from monotakd_ros.data.predictions import kitti_labels_to_lidar_targets
@@ -50,6 +50,7 @@ from monotakd_ros.data.prepared.store import (
     write_error,
 )
 from monotakd_ros.errors import DatasetError
+from monotakd_ros.model_io.input_spec import InputSpec
 
 LOG = logging.getLogger(__name__)
 
