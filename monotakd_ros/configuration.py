@@ -1,10 +1,21 @@
-"""Strict YAML → frozen dataclass loading; unknown keys and wrong types name the key."""
+"""Strict YAML → frozen dataclass loading; unknown keys, bad types and bad values name the key.
+
+Numeric fields declare their allowed values once, with ``bounded(default, ge=..., lt=...)``
+(dataclass field metadata). The loader checks them with the full key path, and every config's
+``__post_init__`` calls ``check_fields`` so that configs built in code obey the same ranges.
+Floats must be finite unless a field says ``allow_nonfinite=True``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,22 +25,166 @@ from monotakd_ros.errors import ConfigError
 
 T = TypeVar("T")
 
+RANGE_METADATA_KEY = "monotakd_range"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+# YAML 1.2 floats: PyYAML's YAML 1.1 pattern wants a dot and a signed exponent, so "1e-3" and
+# "1.0e3" would load as strings. Sexagesimal "1:30.5" (YAML 1.1 only) is no longer a number.
+_FLOAT_PATTERN = re.compile(r"""^(?:
+     [-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN)
+    )$""", re.VERBOSE)
 
-def load_yaml_mapping(path: Path) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping at its top level."""
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats (``1e-3`` is a number); used for every read."""
+
+
+YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _FLOAT_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+YamlLoader.add_implicit_resolver(_FLOAT_TAG, _FLOAT_PATTERN, list("-+0123456789."))
+
+
+def parse_yaml(text: str, source: str | Path = "<text>") -> Any:
+    """Python data of a YAML document (safe types only); ``source`` names it in errors."""
+    try:
+        return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: invalid YAML: {err}") from err
+
+
+def read_yaml(path: Path) -> Any:
+    """Python data of a YAML file; unreadable files and bad YAML raise ConfigError."""
     try:
         text = Path(path).read_text()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config file ({err.strerror})") from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read config file ({err})") from err
+    return parse_yaml(text, path)
+
+
+def load_yaml_mapping(path: Path) -> dict[str, Any]:
+    """Read a YAML file that must hold a non-empty mapping at its top level.
+
+    An empty file (or one holding only comments) is an error, not "all defaults": it is far
+    more often a wrong or truncated file than a wish. Write ``{}`` to mean all defaults.
+    """
+    data = read_yaml(path)
     if data is None:
-        return {}
+        raise ConfigError(f"{path}: the file is empty (no keys); write '{{}}' to mean all "
+                          "defaults")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     return data
+
+
+@contextmanager
+def errors_naming(source: str | Path) -> Iterator[None]:
+    """Prefix a ConfigError that does not name ``source`` (a cross-field check) with it."""
+    try:
+        yield
+    except ConfigError as err:
+        if str(source) in str(err):
+            raise
+        raise ConfigError(f"{source}: {err}") from err
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a number, or of every number inside a tuple, list or dict field."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    multiple_of: int | None = None
+    allow_nonfinite: bool = False
+
+    def describe(self) -> str:
+        """The rule as the end of "must ...", e.g. "lie in [0, 1)" or "be > 0"."""
+        low = (f"[{self.ge:g}" if self.ge is not None
+               else f"({self.gt:g}" if self.gt is not None else None)
+        high = (f"{self.le:g}]" if self.le is not None
+                else f"{self.lt:g})" if self.lt is not None else None)
+        if low is not None and high is not None:
+            text = f"lie in {low}, {high}"
+        elif low is not None:
+            text = f"be {'>=' if self.ge is not None else '>'} {low[1:]}"
+        elif high is not None:
+            text = f"be {'<=' if self.le is not None else '<'} {high[:-1]}"
+        else:
+            text = "be a number"
+        if self.multiple_of is not None:
+            text += f" and a multiple of {self.multiple_of}"
+        return text
+
+    def problem(self, value: float) -> str | None:
+        """Why ``value`` breaks this range ("must ..."), or None when it is allowed."""
+        if not math.isfinite(value):
+            return None if self.allow_nonfinite else "must be finite"
+        inside = ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                  and (self.le is None or value <= self.le)
+                  and (self.lt is None or value < self.lt))
+        if self.multiple_of is not None:
+            inside = inside and value % self.multiple_of == 0
+        return None if inside else f"must {self.describe()}"
+
+
+_ANY_FINITE = Range()
+
+
+def bounded(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
+            ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None, multiple_of: int | None = None,
+            allow_nonfinite: bool = False) -> Any:
+    """A dataclass field whose numbers (scalar or each item) must lie in the given range."""
+    rule = Range(ge=ge, gt=gt, le=le, lt=lt, multiple_of=multiple_of,
+                 allow_nonfinite=allow_nonfinite)
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={RANGE_METADATA_KEY: rule})
+
+
+def field_range(cls: type, name: str) -> Range:
+    """The declared range of field ``name`` of config class ``cls`` (any finite number if none).
+
+    The ROS parameter layer can turn it into parameter descriptors.
+    """
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return f.metadata.get(RANGE_METADATA_KEY, _ANY_FINITE)
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+def _numbers(value: Any, key: str) -> Iterator[tuple[str, float]]:
+    """(key, number) of every number in ``value``; nested dataclasses check themselves."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield key, value
+    elif isinstance(value, (tuple, list)):
+        for index, item in enumerate(value):
+            yield from _numbers(item, f"{key}[{index}]")
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from _numbers(item, f"{key}.{name}")
+
+
+def check_value(field: dataclasses.Field, value: Any, key: str) -> None:
+    """Raise ConfigError naming ``key`` when a number in ``value`` breaks the field's range."""
+    rule = field.metadata.get(RANGE_METADATA_KEY, _ANY_FINITE)
+    for item_key, number in _numbers(value, key):
+        problem = rule.problem(number)
+        if problem is not None:
+            raise ConfigError(f"{item_key}: {problem}, got {number!r}")
+
+
+def check_fields(config: Any, where: str) -> None:
+    """Check every field of ``config`` against its range; ``where`` prefixes keys (``train``)."""
+    for f in dataclasses.fields(config):
+        check_value(f, getattr(config, f.name), f"{where}.{f.name}")
 
 
 def dataclass_from_dict(cls: type[T], data: Any, where: str = "") -> T:
@@ -47,6 +202,7 @@ def dataclass_from_dict(cls: type[T], data: Any, where: str = "") -> T:
     for name, value in data.items():
         key = f"{where}.{name}" if where else name
         kwargs[name] = _coerce(hints[name], value, key)
+        check_value(fields[name], kwargs[name], key)
     try:
         return cls(**kwargs)
     except TypeError as err:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from monotakd_ros.errors import ConfigError
+from monotakd_ros.configuration import bounded, check_fields
 from monotakd_ros.geometry.calib import CameraCalib
 from monotakd_ros.geometry.rotations import wrap_angle
 
@@ -34,18 +34,12 @@ _MIRROR_LIDAR = np.diag([1.0, -1.0, 1.0, 1.0])  # N (homogeneous): LiDAR y -> -y
 class AugmentConfig:
     """Per-frame augmentation; brightness and contrast factors are drawn from 1 ± jitter."""
 
-    hflip_probability: float = 0.5
-    brightness_jitter: float = 0.0
-    contrast_jitter: float = 0.0
+    hflip_probability: float = bounded(0.5, ge=0, le=1)
+    brightness_jitter: float = bounded(0.0, ge=0, lt=1)
+    contrast_jitter: float = bounded(0.0, ge=0, lt=1)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.hflip_probability <= 1.0:
-            raise ConfigError(f"augment.hflip_probability: must lie in [0, 1], got "
-                              f"{self.hflip_probability!r}")
-        for key in ("brightness_jitter", "contrast_jitter"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise ConfigError(f"augment.{key}: must lie in [0, 1), got "
-                                  f"{getattr(self, key)!r}")
+        check_fields(self, "augment")
 
 
 @dataclass

@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from monotakd_ros.bags import kitti_layout as layout
-from monotakd_ros.configuration import dataclass_from_dict, load_yaml_mapping
+from monotakd_ros.configuration import (
+    bounded,
+    check_fields,
+    dataclass_from_dict,
+    load_yaml_mapping,
+)
 from monotakd_ros.errors import ConfigError
 from monotakd_ros.training.config import TrainConfig
 
@@ -47,42 +52,36 @@ class DistillerConfig:
     resume: bool = False  # continue out_dir/checkpoints/last
     mode: SourceMode = "bag"
     bags: tuple[Path, ...] = ()  # bag mode: rosbag2 folders or ROS 1 .bag files, in order
-    passes: int = 1  # bag mode: how many times every bag is read
+    passes: int = bounded(1, gt=0)  # bag mode: how many times every bag is read
     show_progress_bar: bool = True  # bag mode: tqdm bar on the terminal
-    slop_s: float = 0.05  # image <-> CameraInfo / point cloud stamp tolerance
+    slop_s: float = bounded(0.05, ge=0)  # image <-> CameraInfo / point cloud stamp tolerance
     calib_file: Path | None = None  # KITTI object calib file or raw date dir; else /tf_static
     image_topic: str = layout.IMAGE_TOPIC
     camera_info_topic: str = layout.CAMERA_INFO_TOPIC
     point_cloud_topic: str = layout.POINT_CLOUD_TOPIC
     reliability: Reliability = "reliable"  # topic mode: QoS of the three sensor subscriptions
-    queue_size: int = 32  # topic mode: paired frames waiting for the trainer (older dropped)
-    idle_timeout_s: float = 0.0  # topic mode: finish this long after the last frame; 0 = never
-    progress_period_s: float = 2.0  # how often progress is published / logged
+    # topic mode: paired frames waiting for the trainer (older dropped)
+    queue_size: int = bounded(32, gt=0)
+    # topic mode: finish this long after the last frame; 0 = never
+    idle_timeout_s: float = bounded(0.0, ge=0)
+    progress_period_s: float = bounded(2.0, gt=0)  # how often progress is published / logged
     eval_data: Path | None = None  # KITTI object root or a bag with ground truth
     eval_split: str = ""  # object root: ImageSets name or split file; "" = every frame
-    eval_max_frames: int = 0  # 0 = all
+    eval_max_frames: int = bounded(0, ge=0)  # 0 = all
     labelled_data: Path | None = None  # KITTI object root whose frames join every step (replay)
     labelled_split: str = "train"  # ImageSets name or split file of labelled_data; "" = all
-    labelled_per_step: int = 0  # labelled frames added to each step (needs labelled_data)
+    # labelled frames added to each step (needs labelled_data)
+    labelled_per_step: int = bounded(0, ge=0)
     train: TrainConfig = field(default_factory=distill_train_defaults)
 
     def __post_init__(self) -> None:
+        check_fields(self, "distiller")
         if self.mode == "bag" and not self.bags:
             raise ConfigError("bags: bag mode needs at least one bag path")
-        if self.passes < 1:
-            raise ConfigError(f"passes: must be >= 1, got {self.passes}")
-        for key in ("slop_s", "idle_timeout_s", "eval_max_frames"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)!r}")
-        if self.queue_size < 1 or self.progress_period_s <= 0:
-            raise ConfigError(f"queue_size must be >= 1 and progress_period_s > 0, got "
-                              f"{self.queue_size} / {self.progress_period_s}")
         if (self.labelled_data is None) != (self.labelled_per_step == 0):
             raise ConfigError(f"labelled_data and labelled_per_step go together (replay of "
                               f"labelled frames): got {self.labelled_data} and "
                               f"{self.labelled_per_step}")
-        if self.labelled_per_step < 0:
-            raise ConfigError(f"labelled_per_step: must be >= 0, got {self.labelled_per_step}")
         if self.train.distill == "none":
             raise ConfigError("train.distill: 'none' has no distillation term, and unlabelled "
                               "frames give no detection loss; use takd, imd or cmkd")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from monotakd_ros.configuration import bounded, check_fields
 from monotakd_ros.data.synth.lidar import LidarConfig
 from monotakd_ros.data.synth.rig import (
     KITTI_IMAGE_HW,
@@ -21,14 +22,15 @@ class SynthConfig:
     image_hw: tuple[int, int] = KITTI_IMAGE_HW
     intrinsics: tuple[float, float, float, float] | None = None  # (fx, fy, cx, cy) px; None: KITTI
     lidar: LidarConfig = field(default_factory=LidarConfig)
-    max_label_distance_m: float = 60.0  # farther objects become DontCare
-    min_box_height_px: float = 18.0  # smaller objects become DontCare
-    van_fraction: float = 0.12
-    pedestrians_per_side: float = 2.0  # mean count per sidewalk
-    cyclists_mean: float = 1.0
-    image_noise: float = 3.0  # std of the sensor noise, grey levels
+    max_label_distance_m: float = bounded(60.0, gt=0)  # farther objects become DontCare
+    min_box_height_px: float = bounded(18.0, ge=0)  # smaller objects become DontCare
+    van_fraction: float = bounded(0.12, ge=0, le=1)
+    pedestrians_per_side: float = bounded(2.0, ge=0)  # mean count per sidewalk
+    cyclists_mean: float = bounded(1.0, ge=0)
+    image_noise: float = bounded(3.0, ge=0)  # std of the sensor noise, grey levels
 
     def __post_init__(self) -> None:
+        check_fields(self, "synth")
         if len(self.image_hw) != 2 or min(self.image_hw) < 1:
             raise ConfigError(f"synth image_hw: need two positive sizes, got {self.image_hw!r}")
         if self.intrinsics is not None and (len(self.intrinsics) != 4

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monotakd_ros.configuration import bounded, check_fields
 from monotakd_ros.data.synth.primitives import Primitives
 from monotakd_ros.data.synth.raycast import RayHits, nearest_hits
 from monotakd_ros.data.synth.rig import LIDAR_HEIGHT_M, RigPose
+from monotakd_ros.errors import ConfigError
 
 # Upper block of the HDL-64E: lasers 1/3 deg apart; the lower block continues below 0.5 deg
 # further down with its own spacing to the last laser.
@@ -27,15 +29,22 @@ HIT_GROUND = -1
 class LidarConfig:
     """Beam layout and noise of the simulated spinning LiDAR."""
 
-    num_beams: int = 64
-    elevation_top_deg: float = 2.0
-    elevation_bottom_deg: float = -24.8
-    azimuth_step_deg: float = 0.2
-    max_range_m: float = 120.0
-    min_range_m: float = 2.5  # the ego car's roof hides anything closer
-    range_noise_m: float = 0.02
-    dropout: float = 0.04  # chance that any return is lost
+    num_beams: int = bounded(64, ge=2)
+    elevation_top_deg: float = bounded(2.0, ge=-90, le=90)
+    elevation_bottom_deg: float = bounded(-24.8, ge=-90, le=90)
+    azimuth_step_deg: float = bounded(0.2, gt=0, le=360)
+    max_range_m: float = bounded(120.0, gt=0)
+    min_range_m: float = bounded(2.5, ge=0)  # the ego car's roof hides anything closer
+    range_noise_m: float = bounded(0.02, ge=0)
+    dropout: float = bounded(0.04, ge=0, lt=1)  # chance that any return is lost
     height_m: float = LIDAR_HEIGHT_M
+
+    def __post_init__(self) -> None:
+        check_fields(self, "synth.lidar")
+        if not (self.elevation_bottom_deg < self.elevation_top_deg
+                and self.min_range_m < self.max_range_m):
+            raise ConfigError(f"synth.lidar: need elevation_bottom_deg < elevation_top_deg and "
+                              f"min_range_m < max_range_m, got {self}")
 
 
 @dataclass
