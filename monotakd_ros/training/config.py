@@ -76,7 +76,8 @@ class TrainConfig:
         for key in positive:
             if getattr(self, key) <= 0:
                 raise ConfigError(f"train.{key}: must be > 0, got {getattr(self, key)!r}")
-        non_negative = ("weight_decay", "grad_clip", "warmup_steps", "max_steps", "workers", "threads",
+        non_negative = ("weight_decay", "grad_clip", "warmup_steps", "max_steps", "workers",
+                        "threads",
                         "val_max_frames", "log_interval", "val_interval", "ckpt_interval")
         for key in non_negative:
             if getattr(self, key) < 0:
