@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-steps", type=int, default=None,
                         help="optimiser steps of the whole run (overrides epochs)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="folder of the prepared data and frozen targets (train.data_cache, "
+                        "train.frozen_cache); default $MONOTAKD_CACHE or ~/.cache/monotakd_ros")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -75,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data=args.data, out=args.out, unlabeled_drives=tuple(args.unlabeled_drives),
         teacher=args.teacher, assistant=args.assistant, distill=args.distill,
         init_from=args.init_from, resume=args.resume, seed=args.seed,
-        max_steps=args.max_steps, device=args.device,
+        max_steps=args.max_steps, device=args.device, cache_dir=args.cache_dir,
         command=("monotakd-train", *(sys.argv[1:] if argv is None else argv)))
     try:
         summary = run_stage(request)

@@ -9,6 +9,7 @@ own generator so that creating an iterator never touches the global torch RNG.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -20,15 +21,25 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from monotakd_ros.data.augment import AugmentConfig
 from monotakd_ros.data.batch import FrameBatch, FrameSample, collate_frames
 from monotakd_ros.data.datasets import KittiFrameDataset, RawDriveFrameDataset
+from monotakd_ros.data.prepared.batches import PreparedFrames, draw_augmentation, resident_bytes
+from monotakd_ros.data.prepared.split_store import SplitSource, prepared_split
+from monotakd_ros.data.prepared.store import format_bytes
 from monotakd_ros.errors import DatasetError
 from monotakd_ros.model_io.input_spec import InputSpec
 from monotakd_ros.models.config import ModelConfig
 from monotakd_ros.training.config import TrainConfig
 from monotakd_ros.training.distributed import DistContext, ResumableDistributedSampler
+from monotakd_ros.training.frozen_targets import cached_frozen_targets
+from monotakd_ros.training.stages import FrozenModels, Stage
 
 LOG = logging.getLogger(__name__)
 
 _SEED_STRIDE = 1_000_003  # keeps (seed, epoch, index) seeds apart for any realistic sizes
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """Seed of the random draws of sample ``index`` in ``epoch`` of a run seeded ``seed``."""
+    return ((seed * _SEED_STRIDE + epoch) * _SEED_STRIDE + index) % 2**63
 
 
 def input_spec_for(cfg: ModelConfig) -> InputSpec:
@@ -63,9 +74,8 @@ class EpochSeededDataset(Dataset[FrameSample]):
 
     def __getitem__(self, index: int) -> FrameSample:
         """Sample ``index`` with its own, reproducible random draws."""
-        sample_seed = (self.seed * _SEED_STRIDE + self.epoch) * _SEED_STRIDE + index
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed % 2**63)
+            torch.manual_seed(sample_seed(self.seed, self.epoch, index))
             return self.inner[index]
 
 
@@ -139,3 +149,119 @@ def build_val_loader(dataset: Dataset[FrameSample], cfg: TrainConfig,
                       num_workers=cfg.workers, collate_fn=collate_frames,
                       pin_memory=ctx.device.type == "cuda",
                       generator=torch.Generator().manual_seed(cfg.seed))
+
+
+@dataclass
+class PreparedTrainLoader:
+    """TrainLoader's contract over a prepared split: batches gathered by index, no workers.
+
+    The order of an epoch depends on (seed, epoch) through the same sharded sampler, and each
+    frame's augmentation on (seed, epoch, index), so a resumed run draws the same batches.
+    """
+
+    frames: PreparedFrames
+    sampler: ResumableDistributedSampler
+    augment: AugmentConfig | None
+    batch_size: int
+    batches_per_epoch: int
+    seed: int
+
+    def batches(self, epoch: int, batch_in_epoch: int,
+                num_batches: int) -> Iterator[FrameBatch]:
+        """Batches from (epoch, batch_in_epoch) on, ``num_batches`` per epoch, endlessly."""
+        size = self.batch_size
+        while True:
+            self.sampler.set_position(epoch, batch_in_epoch * size)
+            order = list(self.sampler)
+            for k in range(num_batches - batch_in_epoch):
+                rows = order[k * size:(k + 1) * size]
+                seeds = [sample_seed(self.seed, epoch, row) for row in rows]
+                yield self.frames.batch(rows, draw_augmentation(self.augment, seeds))
+            epoch, batch_in_epoch = epoch + 1, 0
+
+
+def free_device_bytes(device: torch.device) -> int:
+    """Free memory of ``device``: CUDA's free bytes, or the host's available RAM."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def fits_on_device(needed_bytes: int, device: torch.device, mode: str, what: str) -> bool:
+    """Whether ``what`` stays on ``device``: ``on``, ``off`` or ``auto`` (fits with 20 % spare)."""
+    if mode == "off":
+        return False
+    free = free_device_bytes(device)
+    fits = needed_bytes * 1.2 < free
+    if mode == "on" and not fits:
+        raise DatasetError(f"train.resident: on, but {what} needs {format_bytes(needed_bytes)} "
+                           f"(+20 % margin) on {device} and {format_bytes(free)} are free; set "
+                           "resident: auto or off")
+    LOG.info("%s: %s on %s (%s needed, %s free)", what,
+             "resident" if fits else "memory-mapped", device, format_bytes(needed_bytes),
+             format_bytes(free))
+    return fits
+
+
+def build_prepared_loader(data_root: Path, cfg: TrainConfig, spec: InputSpec, ctx: DistContext,
+                          cache_dir: Path) -> PreparedTrainLoader:
+    """The training split prepared (or read from ``cache_dir``) and batched on the device."""
+    store = prepared_split(SplitSource(data_root, cfg.train_split, spec), cache_dir,
+                           workers=cfg.workers)
+    resident = fits_on_device(resident_bytes(store), ctx.device, cfg.resident,
+                              "the prepared split")
+    frames = PreparedFrames(store, spec, ctx.device, resident)
+    sampler = ResumableDistributedSampler(frames, ctx, seed=cfg.seed, shuffle=True)
+    batches_per_epoch = sampler.num_samples // cfg.batch_size
+    if batches_per_epoch < cfg.grad_accum:
+        raise DatasetError(
+            f"training set of {len(frames)} frames gives {batches_per_epoch} batches of "
+            f"{cfg.batch_size} per rank ({ctx.world_size} ranks); need at least grad_accum = "
+            f"{cfg.grad_accum}")
+    return PreparedTrainLoader(frames=frames, sampler=sampler, augment=cfg.augment,
+                               batch_size=cfg.batch_size, batches_per_epoch=batches_per_epoch,
+                               seed=cfg.seed)
+
+
+def choose_threads(requested: int, device: torch.device) -> int:
+    """Torch CPU threads: ``requested``, else 1 on a CPU of <= 2 cores, else torch's default.
+
+    On the shared 2-core machine one thread ran the distiller 4x faster than two under load
+    (design notes section 6); on a GPU the CPU only feeds the device.
+    """
+    if requested > 0:
+        threads = requested
+    elif device.type == "cpu" and (os.cpu_count() or 1) <= 2:
+        threads = 1
+    else:
+        threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    return threads
+
+
+def build_stage_data(stage: Stage, data_root: Path, unlabeled_drives: Sequence[Path],
+                     cfg: TrainConfig, ctx: DistContext,
+                     cache_dir: Path | None) -> TrainLoader | PreparedTrainLoader:
+    """Live loader, or the prepared split (``data_cache``) plus cached frozen targets."""
+    if not cfg.data_cache or unlabeled_drives:
+        if cfg.data_cache:
+            LOG.warning("train.data_cache: unlabelled raw drives are read live; the labelled "
+                        "split is too in this run")
+        dataset = build_train_dataset(data_root, cfg.train_split, stage.spec, unlabeled_drives,
+                                      augment=cfg.augment)
+        return build_train_loader(dataset, cfg, ctx)
+    cache_dir = cache_dir or default_cache_dir()
+    loader = build_prepared_loader(data_root, cfg, stage.spec, ctx, cache_dir)
+    if cfg.frozen_cache != "off" and isinstance(stage.frozen, FrozenModels):
+        frozen = cached_frozen_targets(stage.frozen, loader.frames, stage.model_cfg, cache_dir,
+                                       cfg.frozen_cache)
+        frozen.resident = fits_on_device(frozen.store.nbytes, ctx.device, cfg.resident,
+                                         "the frozen teacher/TA targets")
+        stage.frozen = frozen.to(ctx.device)  # type: ignore[assignment]
+    return loader
+
+
+def default_cache_dir() -> Path:
+    """``$MONOTAKD_CACHE``, else ``~/.cache/monotakd_ros``."""
+    override = os.environ.get("MONOTAKD_CACHE")
+    return Path(override) if override else Path.home() / ".cache" / "monotakd_ros"

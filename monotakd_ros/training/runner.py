@@ -6,20 +6,26 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from monotakd_ros.errors import ConfigError
 from monotakd_ros.models.config import ModelConfig, load_model_config
 from monotakd_ros.training.config import TrainConfig, load_train_config
 from monotakd_ros.training.data_loading import (
-    build_train_dataset,
-    build_train_loader,
+    build_stage_data,
     build_val_dataset,
     build_val_loader,
+    choose_threads,
     input_spec_for,
 )
 from monotakd_ros.training.distributed import DistContext, init_distributed
 from monotakd_ros.training.rng_state import seed_everything
-from monotakd_ros.training.run_state import RunDir, write_run_configs
+from monotakd_ros.training.run_state import (
+    RunDir,
+    check_writable,
+    has_saved_state,
+    write_run_configs,
+)
 from monotakd_ros.training.stages import (
     STAGE_NAMES,
     Stage,
@@ -50,6 +56,8 @@ class StageRequest:
     seed: int | None = None
     max_steps: int | None = None
     device: str | None = None
+    cache_dir: Path | None = None  # prepared data and frozen targets (train.data_cache)
+    train_overrides: dict[str, Any] = field(default_factory=dict)  # any TrainConfig field
     command: tuple[str, ...] = field(default_factory=lambda: tuple(sys.argv))
 
 
@@ -58,7 +66,7 @@ def resolved_configs(request: StageRequest) -> tuple[ModelConfig, TrainConfig]:
     model_cfg = load_model_config(request.model_config)
     train_cfg = load_train_config(request.train_config, seed=request.seed,
                                   max_steps=request.max_steps, device=request.device,
-                                  distill=request.distill)
+                                  distill=request.distill, **request.train_overrides)
     return model_cfg, train_cfg
 
 
@@ -73,9 +81,12 @@ def _check_request(request: StageRequest, run: RunDir) -> None:
                           f"{request.stage!r}")
     if request.init_from is not None and request.resume:
         raise ConfigError("--init-from starts a new run; --resume continues one: pass one of them")
-    if run.last.exists() and not request.resume:
-        raise ConfigError(f"{run.last}: this run folder already has a checkpoint; pass --resume "
-                          "to continue it or choose another --out")
+    if has_saved_state(run) and not request.resume:
+        raise ConfigError(f"{run.checkpoints}: this run folder already has a checkpoint; pass "
+                          "--resume to continue it or choose another --out")
+    # Found now, not at the first checkpoint hundreds of steps in.
+    check_writable(run.root, "--out")
+    check_writable(run.checkpoints, "checkpoint folder")
 
 
 def build_validator(request: StageRequest, cfg: TrainConfig, stage: Stage,
@@ -106,15 +117,16 @@ def run_stage(request: StageRequest, stop_at_step: int | None = None,
                         request.teacher, request.assistant)
     if request.init_from is not None:  # same stage, same model config, or a named error
         load_checked_checkpoint(Path(request.init_from), stage.name, model_cfg, stage.model)
-    dataset = build_train_dataset(request.data, cfg.train_split, spec,
-                                  request.unlabeled_drives, augment=cfg.augment)
-    data = build_train_loader(dataset, cfg, ctx)
+    threads = choose_threads(cfg.threads, ctx.device)
+    data = build_stage_data(stage, request.data, request.unlabeled_drives, cfg, ctx,
+                            request.cache_dir)
     validator = build_validator(request, cfg, stage, ctx)
     if ctx.is_main:
         write_run_configs(run, stage, cfg, list(request.command))
-    LOG.info("stage %s: %d parameters, %d frames/epoch/rank, device %s, %d rank(s)",
-             stage.name, sum(p.numel() for p in stage.model.parameters()),
-             data.batches_per_epoch * cfg.batch_size, ctx.device, ctx.world_size)
+    LOG.info("stage %s: %d parameters, %d frames/epoch/rank, device %s, %d rank(s), %d torch "
+             "thread(s), %s data", stage.name, sum(p.numel() for p in stage.model.parameters()),
+             data.batches_per_epoch * cfg.batch_size, ctx.device, ctx.world_size, threads,
+             "prepared" if cfg.data_cache else "live")
     return train(stage, data, cfg, run, ctx, validator, resume=request.resume,
                  stop_at_step=stop_at_step)
 
