@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from monotakd_ros.configuration import dataclass_from_dict, load_yaml_mapping
+from monotakd_ros.configuration import (
+    bounded,
+    check_fields,
+    dataclass_from_dict,
+    errors_naming,
+    load_yaml_mapping,
+)
 from monotakd_ros.data.augment import AugmentConfig
 from monotakd_ros.distill.config import DetectionLossWeights, DistillConfig, distill_preset
 from monotakd_ros.errors import ConfigError
@@ -26,28 +32,30 @@ class TrainConfig:
     """Everything the trainer needs besides the model; a step = ``grad_accum`` batches."""
 
     # AdamW
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.99)
+    lr: float = bounded(2e-3, gt=0)
+    weight_decay: float = bounded(0.01, ge=0)
+    betas: tuple[float, float] = bounded((0.9, 0.99), ge=0, lt=1)
     # LR schedule, a pure function of the step (see schedule.py)
     schedule: Schedule = "onecycle"
-    pct_start: float = 0.4  # one-cycle: fraction of the steps spent rising
-    div_factor: float = 10.0  # one-cycle: start lr = lr / div_factor
-    final_div_factor: float = 100.0  # one-cycle: end lr = start lr / final_div_factor
-    warmup_steps: int = 500  # cosine
-    min_lr_ratio: float = 0.01  # cosine: end lr = lr * min_lr_ratio
+    pct_start: float = bounded(0.4, gt=0, lt=1)  # one-cycle: fraction of the steps spent rising
+    div_factor: float = bounded(10.0, gt=0)  # one-cycle: start lr = lr / div_factor
+    final_div_factor: float = bounded(100.0, gt=0)  # one-cycle: end lr = start / this
+    warmup_steps: int = bounded(500, ge=0)  # cosine
+    min_lr_ratio: float = bounded(0.01, ge=0, le=1)  # cosine: end lr = lr * min_lr_ratio
     # length: max_steps > 0 overrides epochs
-    epochs: int = 80
-    max_steps: int = 0
-    batch_size: int = 4
-    grad_accum: int = 1
-    grad_clip: float = 10.0  # max global grad norm; 0 disables clipping
+    epochs: int = bounded(80, gt=0)
+    max_steps: int = bounded(0, ge=0)
+    batch_size: int = bounded(4, gt=0)
+    grad_accum: int = bounded(1, gt=0)
+    grad_clip: float = bounded(10.0, ge=0)  # max global grad norm; 0 disables clipping
+    # steps with a NaN/inf loss or gradient are skipped; this many in a row stop the run
+    max_nonfinite_steps: int = bounded(20, gt=0)
     # runtime
     device: DevicePreference = "auto"
     amp: AmpMode = "off"
-    workers: int = 2
-    seed: int = 0
-    threads: int = 0  # torch CPU threads; 0 = chosen from the CPU count
+    workers: int = bounded(2, ge=0)
+    seed: int = bounded(0, ge=0)
+    threads: int = bounded(0, ge=0)  # torch CPU threads; 0 = chosen from the CPU count
     # prepared data (training/data_loading.py): the split cached at input size, resident on the
     # device when it fits (auto) or read from memory maps, and the student's frozen targets
     data_cache: bool = False
@@ -56,12 +64,12 @@ class TrainConfig:
     # data
     train_split: str = "train"
     val_split: str = "val"
-    val_max_frames: int = 0  # 0 = the whole val split
+    val_max_frames: int = bounded(0, ge=0)  # 0 = the whole val split
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # training frames only
     # intervals, in optimiser steps; 0 disables
-    log_interval: int = 10
-    val_interval: int = 1000
-    ckpt_interval: int = 1000
+    log_interval: int = bounded(10, ge=0)
+    val_interval: int = bounded(1000, ge=0)
+    ckpt_interval: int = bounded(1000, ge=0)
     # losses: GT detection weights (every stage) and the student's distillation preset, whose
     # weights (distill/config.py DistillConfig fields) may be overridden one by one
     detection: DetectionLossWeights = field(default_factory=DetectionLossWeights)
@@ -72,22 +80,7 @@ class TrainConfig:
     sync_batchnorm: bool = False
 
     def __post_init__(self) -> None:
-        positive = ("lr", "div_factor", "final_div_factor", "batch_size", "grad_accum", "epochs")
-        for key in positive:
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"train.{key}: must be > 0, got {getattr(self, key)!r}")
-        non_negative = ("weight_decay", "grad_clip", "warmup_steps", "max_steps", "workers",
-                        "threads",
-                        "val_max_frames", "log_interval", "val_interval", "ckpt_interval")
-        for key in non_negative:
-            if getattr(self, key) < 0:
-                raise ConfigError(f"train.{key}: must be >= 0, got {getattr(self, key)!r}")
-        if not 0.0 < self.pct_start < 1.0:
-            raise ConfigError(f"train.pct_start: must lie in (0, 1), got {self.pct_start!r}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ConfigError(f"train.min_lr_ratio: must lie in [0, 1], got {self.min_lr_ratio!r}")
-        if not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ConfigError(f"train.betas: each must lie in [0, 1), got {self.betas!r}")
+        check_fields(self, "train")
         self.distill_config()  # rejects unknown or mistyped override keys now, not mid-run
 
     def distill_config(self) -> DistillConfig:
@@ -110,7 +103,8 @@ def load_train_config(path: Path, **overrides: Any) -> TrainConfig:
     data = load_yaml_mapping(path)
     if set(data) == {"train"}:
         data = data["train"]
-    cfg = dataclass_from_dict(TrainConfig, data, where=f"{path}")
+    with errors_naming(path):
+        cfg = dataclass_from_dict(TrainConfig, data, where=f"{path}:train")
     return with_overrides(cfg, **overrides)
 
 
