@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from monotakd_ros.configuration import dataclass_from_dict, load_yaml_mapping
+from monotakd_ros.configuration import (
+    bounded,
+    check_fields,
+    dataclass_from_dict,
+    errors_naming,
+    load_yaml_mapping,
+)
 from monotakd_ros.errors import ConfigError
 
 # Real KITTI calibration (object training/calib/000000.txt, 2011_09_26 drives), design §3.
@@ -65,10 +71,11 @@ class BevGridConfig:
     x_range_m: tuple[float, float] = (2.0, 46.8)
     y_range_m: tuple[float, float] = (-30.08, 30.08)
     z_range_m: tuple[float, float] = (-3.0, 1.0)
-    cell_m: float = 0.32
-    height_slices: int = 10
+    cell_m: float = bounded(0.32, gt=0)
+    height_slices: int = bounded(10, gt=0)
 
     def __post_init__(self) -> None:
+        check_fields(self, "grid")
         _cells(*self.x_range_m, self.cell_m, "grid.x_range_m")
         _cells(*self.y_range_m, self.cell_m, "grid.y_range_m")
         if self.height_slices < 1 or self.z_range_m[1] <= self.z_range_m[0]:
@@ -96,15 +103,12 @@ class ImageConfig:
     """Network input: RGB in [0, 1], resized to ``input_hw`` and normalised by mean/std."""
 
     # KITTI's 375 x 1242 resized to width 1248, bottom-padded to 384: multiples of 32.
-    input_hw: tuple[int, int] = (384, 1248)
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    input_hw: tuple[int, int] = bounded((384, 1248), ge=32, multiple_of=32)
+    mean: tuple[float, float, float] = bounded((0.485, 0.456, 0.406), ge=0, le=1)
+    std: tuple[float, float, float] = bounded((0.229, 0.224, 0.225), gt=0)
 
     def __post_init__(self) -> None:
-        if min(self.input_hw) < 8:
-            raise ConfigError(f"image.input_hw: both sides must be >= 8, got {self.input_hw}")
-        if min(self.std) <= 0:
-            raise ConfigError(f"image.std: must be positive, got {self.std}")
+        check_fields(self, "image")
 
 
 @dataclass(frozen=True)
@@ -114,9 +118,10 @@ class TrunkConfig:
     name: Literal["resnet50", "resnet18", "small"] = "resnet50"
     out_stride: int = 8
     pretrained_path: Path | None = None
-    small_channels: tuple[int, int, int] = (24, 48, 96)  # only for name == "small"
+    small_channels: tuple[int, int, int] = bounded((24, 48, 96), gt=0)  # name == "small" only
 
     def __post_init__(self) -> None:
+        check_fields(self, "trunk")
         if self.out_stride != 8:
             raise ConfigError(f"trunk.out_stride: only 8 is supported, got {self.out_stride}")
 
@@ -125,11 +130,12 @@ class TrunkConfig:
 class DepthBinsConfig:
     """Linear-increasing (LID) depth bins over [min_m, max_m] plus one out-of-range bin."""
 
-    num_bins: int = 120
-    min_m: float = 2.0
+    num_bins: int = bounded(120, ge=2)
+    min_m: float = bounded(2.0, gt=0)
     max_m: float = 46.8
 
     def __post_init__(self) -> None:
+        check_fields(self, "depth")
         if self.num_bins < 2 or not 0.0 < self.min_m < self.max_m:
             raise ConfigError(f"depth: need num_bins >= 2 and 0 < min_m < max_m, got "
                               f"{self.num_bins} / ({self.min_m}, {self.max_m})")
@@ -139,33 +145,41 @@ class DepthBinsConfig:
 class DepthHeadConfig:
     """ASPP depth head on the trunk's deepest features."""
 
-    aspp_channels: int = 256
-    aspp_rates: tuple[int, ...] = (12, 24, 36)
+    aspp_channels: int = bounded(256, gt=0)
+    aspp_rates: tuple[int, ...] = bounded((12, 24, 36), gt=0)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "depth_head")
 
 
 @dataclass(frozen=True)
 class SpatialCueConfig:
     """ASPP + squeeze-excitation block of the spatial-cue branch (F_S_spa)."""
 
-    aspp_rates: tuple[int, ...] = (2, 4, 6)
-    se_reduction: int = 8
+    aspp_rates: tuple[int, ...] = bounded((2, 4, 6), gt=0)
+    se_reduction: int = bounded(8, gt=0)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "spatial_cue")
 
 
 @dataclass(frozen=True)
 class BevBackboneConfig:
     """SECOND-style 2D backbone: strided blocks, upsampled and concatenated."""
 
-    layer_nums: tuple[int, ...] = (5, 5)
-    layer_strides: tuple[int, ...] = (1, 2)
-    num_filters: tuple[int, ...] = (128, 256)
-    upsample_strides: tuple[int, ...] = (1, 2)
-    upsample_filters: tuple[int, ...] = (256, 256)
+    layer_nums: tuple[int, ...] = bounded((5, 5), ge=0)  # 3x3 convs after each block's first
+    layer_strides: tuple[int, ...] = bounded((1, 2), gt=0)
+    num_filters: tuple[int, ...] = bounded((128, 256), gt=0)
+    upsample_strides: tuple[int, ...] = bounded((1, 2), gt=0)
+    upsample_filters: tuple[int, ...] = bounded((256, 256), gt=0)
 
     def __post_init__(self) -> None:
+        check_fields(self, "bev_backbone")
         lengths = {len(self.layer_nums), len(self.layer_strides), len(self.num_filters),
                    len(self.upsample_strides), len(self.upsample_filters)}
-        if len(lengths) != 1:
-            raise ConfigError(f"bev_backbone: all lists need the same length, got {self}")
+        if len(lengths) != 1 or not self.layer_nums:
+            raise ConfigError(f"bev_backbone: need at least one block and lists of one length, "
+                              f"got {self}")
         scale = 1
         for stride, up in zip(self.layer_strides, self.upsample_strides, strict=True):
             scale *= stride
@@ -178,8 +192,11 @@ class BevBackboneConfig:
 class TeacherConfig:
     """PointPillars-style LiDAR teacher: one pillar per BEV cell."""
 
-    pfn_channels: int = 64
-    stem_convs: int = 2  # 3x3 convs between the scattered pillars and F_T
+    pfn_channels: int = bounded(64, gt=0)
+    stem_convs: int = bounded(2, gt=0)  # 3x3 convs between the scattered pillars and F_T
+
+    def __post_init__(self) -> None:
+        check_fields(self, "teacher")
 
 
 @dataclass(frozen=True)
@@ -187,17 +204,16 @@ class AnchorClassConfig:
     """Anchor size and matching thresholds of one class (design §2 table)."""
 
     class_name: str
-    size_lwh_m: tuple[float, float, float]
-    bottom_z_m: float
-    match_iou: float
-    unmatch_iou: float
+    size_lwh_m: tuple[float, float, float] = bounded(gt=0)
+    bottom_z_m: float = bounded()
+    match_iou: float = bounded(ge=0, le=1)
+    unmatch_iou: float = bounded(ge=0, le=1)
 
     def __post_init__(self) -> None:
+        check_fields(self, f"head.anchors[{self.class_name}]")
         if not 0.0 <= self.unmatch_iou <= self.match_iou <= 1.0:
             raise ConfigError(f"head.anchors[{self.class_name}]: need 0 <= unmatch_iou <= "
                               f"match_iou <= 1, got {self.unmatch_iou} / {self.match_iou}")
-        if min(self.size_lwh_m) <= 0:
-            raise ConfigError(f"head.anchors[{self.class_name}].size_lwh_m: must be positive")
 
 
 def _kitti_anchors() -> tuple[AnchorClassConfig, ...]:
@@ -218,6 +234,7 @@ class HeadConfig:
     num_dir_bins: int = 2
 
     def __post_init__(self) -> None:
+        check_fields(self, "head")
         if not self.anchors or not self.rotations_rad:
             raise ConfigError("head: needs at least one anchor class and one rotation")
         if self.num_dir_bins != 2:
@@ -238,10 +255,13 @@ class HeadConfig:
 class PostprocessConfig:
     """Score threshold and per-class rotated NMS."""
 
-    score_threshold: float = 0.1
-    nms_iou_threshold: float = 0.1
-    pre_nms_max: int = 1000
-    max_detections: int = 100
+    score_threshold: float = bounded(0.1, ge=0, lt=1)
+    nms_iou_threshold: float = bounded(0.1, gt=0, le=1)
+    pre_nms_max: int = bounded(1000, gt=0)
+    max_detections: int = bounded(100, gt=0)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "postprocess")
 
 
 @dataclass(frozen=True)
@@ -253,10 +273,10 @@ class ModelConfig:
     trunk: TrunkConfig = field(default_factory=TrunkConfig)
     depth: DepthBinsConfig = field(default_factory=DepthBinsConfig)
     depth_head: DepthHeadConfig = field(default_factory=DepthHeadConfig)
-    image_channels: int = 64
-    bev_channels: int = 128
+    image_channels: int = bounded(64, gt=0)
+    bev_channels: int = bounded(128, gt=0)
     spatial_cue: SpatialCueConfig = field(default_factory=SpatialCueConfig)
-    fusion_convs: int = 2
+    fusion_convs: int = bounded(2, ge=0)
     bev_backbone: BevBackboneConfig = field(default_factory=BevBackboneConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
@@ -266,9 +286,7 @@ class ModelConfig:
     nominal_T_rect_from_lidar: Matrix4 = field(default_factory=kitti_T_rect_from_lidar)
 
     def __post_init__(self) -> None:
-        for key in ("image_channels", "bev_channels"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"model.{key}: must be >= 1, got {getattr(self, key)}")
+        check_fields(self, "model")
         last_row = self.nominal_T_rect_from_lidar[3]
         if tuple(float(v) for v in last_row) != (0.0, 0.0, 0.0, 1.0):
             raise ConfigError(f"model.nominal_T_rect_from_lidar: last row must be [0, 0, 0, 1], "
@@ -281,7 +299,8 @@ def load_model_config(path: Path) -> ModelConfig:
     data = load_yaml_mapping(path)
     if set(data) == {"model"}:
         data = data["model"]
-    cfg = dataclass_from_dict(ModelConfig, data, where=f"{path}:model")
+    with errors_naming(path):
+        cfg = dataclass_from_dict(ModelConfig, data, where=f"{path}:model")
     pretrained = cfg.trunk.pretrained_path
     if pretrained is not None and not pretrained.is_absolute():
         resolved = (path.parent / pretrained).resolve()
