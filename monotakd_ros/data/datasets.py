@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from monotakd_ros.data.augment import AugmentConfig, SensorFrame, augment_frame
 from monotakd_ros.data.batch import FrameSample, prepare_image, resized_hw
+from monotakd_ros.data.kitti.dataset_check import check_object_frames
 from monotakd_ros.data.kitti.object_dataset import KittiObjectDataset, read_image_set
 from monotakd_ros.data.kitti.raw_drive import CAMERA_INDEX, RawDrive
 from monotakd_ros.data.predictions import boxes_inside_range, kitti_labels_to_lidar_targets
@@ -102,6 +103,7 @@ class KittiFrameDataset(Dataset[FrameSample]):
             raise DatasetError(f"{self.kitti.split_dir}: split {split!r} has no label_2 folder; "
                                "pass with_labels=False")
         self.frame_ids = _frame_ids(self.kitti, split_file_or_name)
+        check_object_frames(self.kitti, self.frame_ids, with_labels, with_lidar)  # fail now
 
     def __len__(self) -> int:
         """Number of frames in the split."""
