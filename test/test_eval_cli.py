@@ -110,3 +110,31 @@ def test_missing_folders_and_files_are_named(folders, tmp_path, capsys):
     assert main(["--gt-labels", str(gt_dir), "--pred-labels", str(pred_dir),
                  "--classes", "Tram"]) == 2
     assert "cannot evaluate class 'Tram'" in capsys.readouterr().err
+
+
+def test_prediction_ids_that_match_no_ground_truth_fail_the_run(folders, capsys):
+    """Ids written as 0.txt instead of 000000.txt scored AP 0 with exit status 0 before."""
+    gt_dir, pred_dir = folders
+    for i in range(NUM_FRAMES):
+        (pred_dir / f"{i:06d}.txt").rename(pred_dir / f"{i}.txt")
+    assert main(["--gt-labels", str(gt_dir), "--pred-labels", str(pred_dir)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no AP table
+    assert (f"10 of 10 prediction files in {pred_dir} match no ground truth file in {gt_dir} "
+            "(e.g. 0.txt, 1.txt, 2.txt, 3.txt, 4.txt): the frame ids differ") in captured.err
+
+
+def test_one_stray_prediction_file_is_named(folders, capsys):
+    gt_dir, pred_dir = folders
+    write_label_file(pred_dir / "007481.txt", frame(scene(0, True)))
+    assert main(["--gt-labels", str(gt_dir), "--pred-labels", str(pred_dir)]) == 2
+    assert "1 of 11 prediction files" in capsys.readouterr().err
+
+
+def test_no_prediction_file_for_any_frame_fails_the_run(folders, capsys):
+    gt_dir, pred_dir = folders
+    for path in pred_dir.glob("*.txt"):
+        path.unlink()
+    assert main(["--gt-labels", str(gt_dir), "--pred-labels", str(pred_dir)]) == 2
+    assert (f"none of the 10 frames to evaluate has a prediction file in {pred_dir}"
+            in capsys.readouterr().err)

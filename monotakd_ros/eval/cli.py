@@ -57,6 +57,26 @@ def frame_ids(gt_dir: Path, split: Path | None) -> list[str]:
     return ids
 
 
+def check_prediction_ids(gt_dir: Path, pred_dir: Path, ids: Sequence[str]) -> None:
+    """Raise EvaluationError when prediction files name frames that have no ground truth.
+
+    Mismatched ids (``0.txt`` against ``000000.txt``, another data set's predictions, swapped
+    folders) would otherwise score every frame as "no detections": AP 0 and exit status 0.
+    """
+    gt_ids = {path.stem for path in gt_dir.glob("*.txt")}
+    pred_ids = sorted(path.stem for path in pred_dir.glob("*.txt"))
+    unmatched = [frame_id for frame_id in pred_ids if frame_id not in gt_ids]
+    if unmatched:
+        examples = ", ".join(f"{frame_id}.txt" for frame_id in unmatched[:_MISSING_EXAMPLES])
+        raise EvaluationError(
+            f"{len(unmatched)} of {len(pred_ids)} prediction files in {pred_dir} match no ground "
+            f"truth file in {gt_dir} (e.g. {examples}): the frame ids differ")
+    if ids and not set(ids) & set(pred_ids):
+        raise EvaluationError(
+            f"none of the {len(ids)} frames to evaluate has a prediction file in {pred_dir} "
+            f"(e.g. {ids[0]}.txt); write an empty file for a frame without detections")
+
+
 def load_frames(
     gt_dir: Path, pred_dir: Path, ids: Sequence[str]
 ) -> tuple[list[KittiLabels], list[KittiLabels], list[str]]:
@@ -86,6 +106,7 @@ def run(args: argparse.Namespace) -> str:
     gt_dir = _existing_folder(args.gt_labels, "ground truth")
     pred_dir = _existing_folder(args.pred_labels, "prediction")
     ids = frame_ids(gt_dir, args.split)
+    check_prediction_ids(gt_dir, pred_dir, ids)
     gt_frames, pred_frames, missing = load_frames(gt_dir, pred_dir, ids)
     if missing:
         examples = ", ".join(missing[:_MISSING_EXAMPLES])
