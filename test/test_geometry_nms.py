@@ -68,3 +68,53 @@ def test_empty_and_bad_inputs() -> None:
         rotated_nms(torch.zeros(3, 7), torch.zeros(3), 0.5)
     with pytest.raises(GeometryError, match=r"scores must have shape \(3,\), got \(4,\)"):
         rotated_nms(torch.zeros(3, 5), torch.zeros(4), 0.5)
+
+
+@pytest.mark.parametrize("threshold", [0.1, 0.5])
+def test_each_pair_decision_equals_the_exact_iou(threshold: float) -> None:
+    # Two boxes at a time: the weaker survives iff the exact IoU is <= threshold, whichever
+    # shortcut (circle, bounding-rectangle bound, inscribed-disk bound, exact IoU) decides.
+    rng = np.random.default_rng(11)
+    count = 1500
+    first = np.column_stack([rng.uniform(-20, 20, (count, 2)), rng.uniform(0.5, 4.5, count),
+                             rng.uniform(0.4, 2.0, count), rng.uniform(-math.pi, math.pi, count)])
+    second = first + np.column_stack([rng.normal(0, 0.8, (count, 2)),
+                                      rng.normal(0, 0.3, (count, 2)),
+                                      rng.choice([0.0, 0.02, math.pi / 2, 1.0], count)])
+    second[:, 2:4] = np.abs(second[:, 2:4])
+    iou = bev_iou_pairs(first, second)
+    assert ((iou > threshold - 0.05) & (iou < threshold + 0.05)).sum() > 50  # close calls
+    scores = torch.tensor([0.9, 0.8], dtype=torch.float64)
+    for a, b, overlap in zip(first, second, iou, strict=True):
+        kept = rotated_nms(torch.from_numpy(np.stack([a, b])), scores, threshold).tolist()
+        assert kept == ([0] if overlap > threshold else [0, 1]), (a, b, overlap)
+
+
+def test_groups_only_suppress_within_a_group() -> None:
+    boxes = torch.tensor([[0.0, 0.0, 4.0, 2.0, 0.0], [0.2, 0.0, 4.0, 2.0, 0.0],
+                          [0.1, 0.1, 4.0, 2.0, 0.1], [9.0, 0.0, 1.0, 1.0, 0.0]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    assert rotated_nms(boxes, scores, 0.3).tolist() == [0, 3]
+    groups = torch.tensor([0, 1, 0, 1])
+    assert rotated_nms(boxes, scores, 0.3, groups=groups).tolist() == [0, 1, 3]
+    assert rotated_nms(boxes, scores, 0.3, max_keep=2, groups=groups).tolist() == [0, 1]
+    with pytest.raises(GeometryError, match=r"groups must have shape \(4,\), got \(3,\)"):
+        rotated_nms(boxes, scores, 0.3, groups=groups[:3])
+
+
+def test_many_boxes_row_by_row_match_the_reference() -> None:
+    # 400 boxes take the row-by-row path (above the one-call size), with groups and a cap.
+    rng = np.random.default_rng(5)
+    boxes = clustered_boxes(rng, 400)
+    scores = rng.uniform(0, 1, 400)
+    groups = rng.integers(0, 2, 400)
+    expected = sorted(
+        [i for g in (0, 1) for i in np.flatnonzero(groups == g)[
+            reference_nms(boxes[groups == g], scores[groups == g], 0.2)]],
+        key=lambda i: -scores[i])
+    kept = rotated_nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.2,
+                       groups=torch.from_numpy(groups))
+    assert kept.tolist() == expected
+    capped = rotated_nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.2, max_keep=7,
+                         groups=torch.from_numpy(groups))
+    assert capped.tolist() == expected[:7]
