@@ -227,6 +227,15 @@ def test_object_calib_rejects_wrong_shapes_and_nan():
         KittiObjectCalib(**{**good, "P2": np.full((3, 4), np.nan)})
 
 
+def test_zero_focal_length_names_file_and_matrix(object_calib_path):
+    """An all-zero P2 parsed before and put every projected point at infinity."""
+    zeros = " ".join(["0.000000000000e+00"] * 12)
+    object_calib_path.write_text(REAL_OBJECT_CALIB.replace(P2_TEXT, zeros))
+    with pytest.raises(CalibrationError, match=r"000000\.txt: KittiObjectCalib\.P2: focal "
+                                               r"lengths fx, fy must be > 0, got 0\.0 and 0\.0"):
+        read_object_calib(object_calib_path)
+
+
 @pytest.mark.parametrize(
     ("edit", "pattern"),
     [

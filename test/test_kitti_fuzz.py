@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from monotakd_ros.data.kitti.calib import (
     object_calib_from_camera_calib,
@@ -145,9 +144,8 @@ def test_seed_texts_read_back(tmp_path: Path) -> None:
             assert len(result) == text.count("\n")
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_mutated_kitti_files_never_raise_raw_exceptions(tmp_path: Path, seed: int) -> None:
-    rng = np.random.default_rng(seed)
+def test_mutated_kitti_files_never_raise_raw_exceptions(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
     outcomes = {"ok": 0, "refused": 0}
     raw: list[str] = []
     for kind, (name, text, reader) in seed_texts(tmp_path).items():

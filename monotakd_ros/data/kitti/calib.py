@@ -28,6 +28,7 @@ from monotakd_ros.data.kitti.raw_calib import (
     read_raw_calib,
     write_raw_calib,
 )
+from monotakd_ros.errors import CalibrationError
 from monotakd_ros.geometry.calib import CameraCalib
 
 __all__ = [
@@ -72,6 +73,11 @@ class KittiObjectCalib:
         for name, shape, _ in _OBJECT_KEYS:
             value = checked_array("KittiObjectCalib", name, getattr(self, name), shape)
             object.__setattr__(self, name, value)
+        for name in ("P0", "P1", "P2", "P3"):
+            fx, fy = getattr(self, name)[0, 0], getattr(self, name)[1, 1]
+            if not (fx > 0 and fy > 0):  # an all-zero P projects every point to infinity
+                raise CalibrationError(f"KittiObjectCalib.{name}: focal lengths fx, fy must be "
+                                       f"> 0, got {fx} and {fy}")
 
     def __eq__(self, other: object) -> bool:
         """Exact equality of every matrix."""
@@ -100,7 +106,10 @@ def read_object_calib(path: Path) -> KittiObjectCalib:
         name: calib_file.floats(name, shape[0] * shape[1], aliases).reshape(shape)
         for name, shape, aliases in _OBJECT_KEYS
     }
-    return KittiObjectCalib(**matrices)
+    try:
+        return KittiObjectCalib(**matrices)
+    except CalibrationError as err:
+        raise CalibrationError(f"{calib_file.path}: {err}") from err
 
 
 def write_object_calib(path: Path, calib: KittiObjectCalib) -> None:
