@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from rosbags.interfaces import ConnectionExtRosbag2, QosDurability, QosReliability
-from rosbags.rosbag2 import Reader, ReaderError
+from rosbags.rosbag2 import Reader
 
+from monotakd_ros.bags.failures import bag_failures
 from monotakd_ros.errors import BagError
 
 LOGGER = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def offered_qos(topic: str, connections: Sequence[Any]) -> QosSpec:
         LOGGER.warning("%s: recorded publishers offered different QoS; replaying it as "
                        "reliable/volatile", topic)
     depth = max([int(qos.depth) for qos in offers if int(qos.depth) > 0], default=DEFAULT_DEPTH)
+    depth = min(depth, _MAX_LATCHED_DEPTH)  # a damaged bag must not size a huge history
     count = sum(int(c.msgcount) for c in connections)
     if topic == TF_STATIC_TOPIC:
         transient_local = True
@@ -96,13 +98,12 @@ class BagSource:
             raise BagError(
                 f"{self.bag_path}: is a file; a replay needs a rosbag2 folder (convert a ROS 1 "
                 "bag first: rosbags-convert --src BAG --dst OUT --dst-typestore ros2_kilted)")
-        try:
+        with bag_failures(self.bag_path, "open rosbag2"):
             self._reader = Reader(self.bag_path)
             self._reader.open()
-        except (ReaderError, FileNotFoundError, OSError) as err:
-            raise BagError(f"{self.bag_path}: cannot open rosbag2 ({err})") from err
         try:
-            self.topics = self._choose_topics(topics)
+            with bag_failures(self.bag_path, "read the topics of the rosbag2"):
+                self.topics = self._choose_topics(topics)
         except BaseException:
             self._reader.close()
             raise
@@ -125,7 +126,7 @@ class BagSource:
             if formats != {"cdr"}:
                 raise BagError(f"{self.bag_path}: topic {name} is serialized as {sorted(formats)}"
                                "; only cdr can be replayed")
-            msgtypes = {c.msgtype for c in connections}
+            msgtypes = {str(c.msgtype) for c in connections}
             if len(msgtypes) != 1:
                 raise BagError(f"{self.bag_path}: topic {name} has several types "
                                f"{sorted(msgtypes)}")
@@ -139,20 +140,25 @@ class BagSource:
     @property
     def start_ns(self) -> int:
         """Log time of the bag's first message (any topic)."""
-        return int(self._reader.start_time)
+        with bag_failures(self.bag_path, "read the start time"):
+            return int(self._reader.start_time)
 
     @property
     def end_ns(self) -> int:
         """Log time of the bag's last message (any topic)."""
-        return int(self._reader.end_time)
+        with bag_failures(self.bag_path, "read the end time"):
+            return int(self._reader.end_time)
 
     def messages(self) -> Iterator[RecordedMessage]:
         """One pass over the chosen topics' messages in log-time order."""
-        try:
-            for connection, log_time_ns, data in self._reader.messages(self._connections):
-                yield RecordedMessage(connection.topic, int(log_time_ns), bytes(data))
-        except ReaderError as err:
-            raise BagError(f"{self.bag_path}: cannot read messages ({err})") from err
+        messages = self._reader.messages(self._connections)
+        while True:
+            with bag_failures(self.bag_path, "read messages"):
+                item = next(messages, None)
+            if item is None:
+                return
+            connection, log_time_ns, data = item
+            yield RecordedMessage(connection.topic, int(log_time_ns), bytes(data))
 
     def passes(self, loop: bool) -> Iterator[RecordedMessage]:
         """The messages once, or again and again with ``loop`` counting completed passes."""
@@ -168,7 +174,8 @@ class BagSource:
 
     def close(self) -> None:
         """Release the bag files."""
-        self._reader.close()
+        with bag_failures(self.bag_path, "close"):
+            self._reader.close()
 
     def __enter__(self) -> BagSource:
         """Use as a context manager that closes the bag."""

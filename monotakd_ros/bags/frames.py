@@ -30,6 +30,7 @@ from monotakd_ros.bags.decoding import (
     image_to_bgr,
     point_cloud_to_array,
 )
+from monotakd_ros.bags.failures import bag_failures
 from monotakd_ros.bags.ground_truth import labels_from_detections
 from monotakd_ros.bags.messages import stamp_ns_of
 from monotakd_ros.bags.typestore import monotakd_typestore
@@ -116,15 +117,15 @@ class BagFrameReader:
         self.skipped: Counter[str] = Counter()
         self.no_labels: Counter[str] = Counter()  # "missing" or "bad" ground truth
         self.num_frames = 0
-        try:
+        with bag_failures(self.bag_path, "open bag"):
             self._reader = AnyReader([self.bag_path], default_typestore=monotakd_typestore())
             self._reader.open()
-        except (AnyReaderError, FileNotFoundError, OSError) as err:
-            raise BagError(f"{self.bag_path}: cannot open bag ({err})") from err
         try:
-            self._choose_topics(image_topic, camera_info_topic, point_cloud_topic,
-                                ground_truth_topic)
-            self._tree = self._read_static_transforms()
+            with bag_failures(self.bag_path, "read the topics of the bag"):
+                self._choose_topics(image_topic, camera_info_topic, point_cloud_topic,
+                                    ground_truth_topic)
+            with bag_failures(self.bag_path, f"read {layout.TF_STATIC_TOPIC}"):
+                self._tree = self._read_static_transforms()
         except BaseException:
             self._reader.close()
             raise
@@ -188,7 +189,8 @@ class BagFrameReader:
     def close(self) -> None:
         """Release the bag (also done when iteration ends)."""
         if self._reader.stack is not None:
-            self._reader.close()
+            with bag_failures(self.bag_path, "close"):
+                self._reader.close()
 
     def __enter__(self) -> BagFrameReader:
         """Use as a context manager that closes the bag."""
@@ -204,7 +206,14 @@ class BagFrameReader:
         buffers: dict[str, deque[_Pending]] = {kind: deque() for kind in kinds.values()}
         connections = self._connections(*kinds)
         try:
-            for connection, log_ns, raw in self._reader.messages(connections):
+            with bag_failures(self.bag_path, "read messages"):
+                messages = self._reader.messages(connections)
+            while True:
+                with bag_failures(self.bag_path, "read messages"):
+                    item = next(messages, None)
+                if item is None:
+                    break
+                connection, log_ns, raw = item
                 kind = kinds[connection.topic]
                 try:
                     message = self._reader.deserialize(raw, connection.msgtype)

@@ -14,10 +14,11 @@ import tempfile
 from pathlib import Path
 
 from rosbags.convert.converter import create_connections_converters
-from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.highlevel import AnyReader
 from rosbags.interfaces import ConnectionExtRosbag1
-from rosbags.rosbag2 import Writer, WriterError
+from rosbags.rosbag2 import Writer
 
+from monotakd_ros.bags.failures import bag_failures
 from monotakd_ros.bags.kitti2bag import BAG_VERSION, STORAGES
 from monotakd_ros.bags.kitti_layout import TF_STATIC_TOPIC
 from monotakd_ros.bags.typestore import monotakd_typestore
@@ -54,10 +55,9 @@ def convert_ros1_bag(src: Path, dst: Path, storage: str = "mcap") -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
     try:
         staged = staging / dst.name
-        try:
+        # Any reader failure (a gzipped file, truncated records) names the source bag.
+        with bag_failures(f"{src} -> {dst}", "convert the ROS 1 bag"):
             _write_converted(src, staged, storage)
-        except (AnyReaderError, WriterError) as err:
-            raise BagError(f"{src} -> {dst}: conversion failed ({err})") from err
         os.rename(staged, dst)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.highlevel import AnyReader
 from tqdm import tqdm
 
 from monotakd_ros.bags import kitti_layout as layout
+from monotakd_ros.bags.failures import bag_failures
 from monotakd_ros.bags.frames import BagFrameReader, iter_bag_frames
 from monotakd_ros.bags.typestore import monotakd_typestore
 from monotakd_ros.data.kitti.calib import read_object_calib
@@ -80,11 +81,9 @@ def check_bags(bags: Sequence[Path], slop_s: float, calib: CameraCalib | None,
 
 def recorded_topics(bag: Path) -> dict[str, int]:
     """Topic -> message count, from the bag's index."""
-    try:
-        with AnyReader([Path(bag)], default_typestore=monotakd_typestore()) as reader:
-            return {name: int(info.msgcount) for name, info in reader.topics.items()}
-    except (AnyReaderError, OSError) as err:
-        raise BagError(f"{bag}: cannot open bag ({err})") from err
+    with bag_failures(bag, "open bag"), AnyReader(
+            [Path(bag)], default_typestore=monotakd_typestore()) as reader:
+        return {name: int(info.msgcount) for name, info in reader.topics.items()}
 
 
 class _Throttle:
