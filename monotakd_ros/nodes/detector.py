@@ -34,8 +34,9 @@ from monotakd_ros.nodes.detector_params import (
     DetectorParams,
     declare_detector_parameters,
     detector_params_from_node,
+    output_class_ids,
 )
-from monotakd_ros.ros.camera_input import projection_from_camera_info
+from monotakd_ros.ros.camera_input import distortion_warning, projection_from_camera_info
 from monotakd_ros.ros.diagnostics import (
     PipelineCounters,
     PipelineWindow,
@@ -45,6 +46,7 @@ from monotakd_ros.ros.diagnostics import (
 )
 from monotakd_ros.ros.image_conversion import array_to_image_msg, image_msg_to_bgr8
 from monotakd_ros.ros.latest_slot import LatestSlot
+from monotakd_ros.ros.log_throttle import KindThrottle
 from monotakd_ros.ros.messages import detection_array_msg, marker_array_msg
 from monotakd_ros.ros.output_frames import TfLookup, boxes_in_output_frame, tf2_ros
 from monotakd_ros.ros.pairing import stamp_to_ns
@@ -83,6 +85,10 @@ class DetectorNode(LifecycleNode):
         self._dropped_reported = 0
         self._unmatched_reported = 0
         self._problem_loggers: dict[str, RcutilsLogger] = {}
+        self._throttle: KindThrottle | None = None
+        self._class_ids: dict[str, str] = {}
+        self._camera_key: tuple[bytes, tuple[int, int]] | None = None
+        self._distortion_warned = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -95,17 +101,22 @@ class DetectorNode(LifecycleNode):
             predictor = StudentPredictor.from_checkpoint(
                 params.model_path, device=params.device, fp16=params.fp16,
                 score_threshold=params.score_threshold, nms_iou=params.nms_iou,
-                max_detections=params.max_detections)
+                max_detections=params.max_detections, camera_mode=params.camera_mode,
+                placement=params.virtual_camera_placement,
+                horizon_row_px=params.horizon_row_px)
+            class_ids = output_class_ids(params.class_ids, predictor.class_names)
         except (MonotakdError, RuntimeError, OSError) as err:  # RuntimeError: CUDA OOM
             self.get_logger().error(f"configure failed: {err}")
             return TransitionCallbackReturn.ERROR
-        self.params, self._predictor = params, predictor
+        self.params, self._predictor, self._class_ids = params, predictor, class_ids
+        self._throttle = KindThrottle(params.log_throttle_s)
+        self._camera_key, self._distortion_warned = None, False
         if params.output_frame and params.use_tf and tf2_ros is not None:
             self._tf = TfLookup(self)
         self.get_logger().info(
             f"loaded {params.model_path} on {predictor.device} (fp16={predictor.fp16}, "
-            f"{predictor.num_parameters / 1e6:.2f} M parameters, classes "
-            f"{list(predictor.class_names)})")
+            f"{predictor.num_parameters / 1e6:.2f} M parameters, class ids {class_ids}, "
+            f"input step {params.camera_mode})")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -198,9 +209,13 @@ class DetectorNode(LifecycleNode):
             level, message, values))
         self._warn_missing_input(window, inputs)
         if inputs.unmatched > self._unmatched_reported:
+            new = inputs.unmatched - self._unmatched_reported
             self._unmatched_reported = inputs.unmatched
-            self._warn("unmatched", f"{inputs.unmatched} image(s) found no CameraInfo within "
-                       f"sync_slop = {params.sync_slop_s} s of their stamp")
+            self._warn("unmatched", f"{new} image(s) in the last {window.duration_s:.1f} s "
+                       f"({inputs.unmatched} in all) found no CameraInfo within sync_slop = "
+                       f"{params.sync_slop_s} s of their stamp; the last CameraInfo was "
+                       f"{inputs.last_unmatched_offset_ns / 1e6:+.1f} ms from its image's "
+                       "stamp")
 
     def _warn_missing_input(self, window: PipelineWindow, inputs: CameraInputs) -> None:
         """Say which half of the input is missing, what QoS is expected and who publishes."""
@@ -245,11 +260,12 @@ class DetectorNode(LifecycleNode):
         start = time.perf_counter()
         image_bgr = image_msg_to_bgr8(image_msg)
         P = projection_from_camera_info(info, image_bgr.shape[:2])
+        self._describe_camera(info, P, image_bgr.shape[:2])
         detections = predictor.predict(image_bgr, P)
         header = Header(stamp=image_msg.header.stamp,
                         frame_id=params.output_frame or image_msg.header.frame_id)
         boxes = boxes_in_output_frame(detections.boxes_cam, self._T_output_from_optical(image_msg))
-        class_ids = [name.lower() for name in detections.class_names]
+        class_ids = [self._class_ids[name] for name in detections.class_names]
         outputs.detections.publish(detection_array_msg(
             header, boxes.center, boxes.quat_xyzw, boxes.size, detections.scores, class_ids))
         # Latency ends when the detections are out; markers and debug image are extras.
@@ -282,15 +298,36 @@ class DetectorNode(LifecycleNode):
                        f"{_stamp_text(image_msg)}; using parameter T_output_from_optical")
         return params.T_output_from_optical
 
+    def _describe_camera(self, info: CameraInfo, P: np.ndarray,
+                         image_hw: tuple[int, int]) -> None:
+        """Log what the virtual camera does once per camera, and warn once about D != 0."""
+        predictor, params = self._predictor, self._loaded_params()
+        key = (P.tobytes(), (int(image_hw[0]), int(image_hw[1])))
+        if predictor is not None and key != self._camera_key and params.camera_mode == "virtual":
+            self._camera_key = key
+            mapping = predictor.camera_mapping(P, image_hw)
+            self.get_logger().info(mapping.summary())
+            for warning in mapping.warnings():
+                self.get_logger().warning(f"camera '{info.header.frame_id}': {warning}")
+        if not self._distortion_warned:
+            warning = distortion_warning(info)
+            if warning is not None:
+                self._distortion_warned = True
+                self.get_logger().warning(warning)
+
     # --- helpers ----------------------------------------------------------------------------
 
     def _warn(self, kind: str, text: str) -> None:
-        """Warning throttled per kind of problem (one child logger per kind)."""
+        """Warning throttled per kind of problem; says how many of its kind were held back."""
+        if self._throttle is None:
+            self._throttle = KindThrottle(5.0)
+        line = self._throttle.admit(kind, text, time.monotonic())
+        if line is None:
+            return
         logger = self._problem_loggers.get(kind)
         if logger is None:
             logger = self._problem_loggers.setdefault(kind, self.get_logger().get_child(kind))
-        throttle_s = self.params.log_throttle_s if self.params is not None else 5.0
-        logger.warning(text, throttle_duration_sec=throttle_s)
+        logger.warning(line)
 
     def _loaded_params(self) -> DetectorParams:
         if self.params is None:

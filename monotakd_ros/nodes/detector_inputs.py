@@ -69,6 +69,11 @@ class CameraInputs:
         """Images given up on because no CameraInfo came within the slop."""
         return self._pairer.stats.images_unmatched
 
+    @property
+    def last_unmatched_offset_ns(self) -> int:
+        """CameraInfo stamp minus image stamp when an image was last given up on."""
+        return self._pairer.stats.last_unmatched_offset_ns
+
     def publishers_report(self, topic: str) -> str:
         """What this node expects on ``topic`` and whether its publishers can deliver that."""
         expects = f"expects {describe_qos(self.qos)}"

@@ -54,6 +54,17 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "diag_input_rate_warn_hz": (5.0, "Input rate (Hz) below which: WARN."),
     "diag_input_rate_error_hz": (0.5, "Input rate (Hz) below which: ERROR."),
     "autostart": (True, "When started standalone, configure and activate at once."),
+    "camera_mode": ("virtual", "Input step: virtual (resample any camera to the training "
+                               "focal length and place its principal point) or fit_width (the "
+                               "training step: fit the width, keep the top rows)."),
+    "virtual_camera_placement": ("principal_point", "Where the virtual camera puts the image: "
+                                                    "principal_point, or horizon (horizon row, "
+                                                    "columns centred)."),
+    "horizon_row_px": (-1.0, "Horizon row (px) of a pitched camera for placement horizon; "
+                             "< 0: P's principal row (a level camera)."),
+    "class_ids": ("", "results[].hypothesis.class_id per checkpoint class, e.g. "
+                      "'Car:vehicle,Pedestrian:person'; unlisted classes (and the default "
+                      "''): the lowercase class name (car, pedestrian, cyclist)."),
 }
 
 
@@ -81,6 +92,10 @@ class DetectorParams:
     log_throttle_s: float
     diagnostics_period_s: float
     thresholds: DiagnosticThresholds
+    camera_mode: str = "virtual"
+    virtual_camera_placement: str = "principal_point"
+    horizon_row_px: float | None = None  # None: P's principal row
+    class_ids: dict[str, str] | None = None  # checkpoint class name -> class_id; None: lower()
 
 
 def declare_detector_parameters(node: Node) -> None:
@@ -115,6 +130,7 @@ def detector_params_from_node(node: Node) -> DetectorParams:
         if not str(value[name]).strip():
             raise ConfigError(f"parameter {name}: must not be empty")
     model_path = str(value["model_path"]).strip()
+    horizon_row_px = float(value["horizon_row_px"])
     return DetectorParams(
         model_path=Path(model_path).expanduser() if model_path else default_model_path(),
         device=str(value["device"]),
@@ -143,4 +159,33 @@ def detector_params_from_node(node: Node) -> DetectorParams:
             input_rate_warn_hz=float(value["diag_input_rate_warn_hz"]),
             input_rate_error_hz=float(value["diag_input_rate_error_hz"]),
         ),
+        camera_mode=str(value["camera_mode"]).strip(),
+        virtual_camera_placement=str(value["virtual_camera_placement"]).strip(),
+        horizon_row_px=horizon_row_px if horizon_row_px >= 0.0 else None,
+        class_ids=parse_class_ids(str(value["class_ids"])),
     )
+
+
+def parse_class_ids(text: str) -> dict[str, str] | None:
+    """'Car:vehicle, Pedestrian:person' -> {'Car': 'vehicle', ...}; '' -> None (lowercase)."""
+    if not text.strip():
+        return None
+    mapping: dict[str, str] = {}
+    for entry in text.split(","):
+        name, sep, class_id = (part.strip() for part in entry.partition(":"))
+        if not (sep and name and class_id) or name in mapping:
+            raise ConfigError(f"parameter class_ids: expected 'ClassName:class_id' entries "
+                              f"separated by commas, each class once; got entry {entry!r} in "
+                              f"{text!r}")
+        mapping[name] = class_id
+    return mapping
+
+
+def output_class_ids(class_ids: dict[str, str] | None,
+                     class_names: tuple[str, ...]) -> dict[str, str]:
+    """Checkpoint class name -> published class_id; ConfigError for names not in the model."""
+    unknown = sorted(set(class_ids or {}) - set(class_names))
+    if unknown:
+        raise ConfigError(f"parameter class_ids: {unknown} are not classes of the model "
+                          f"{list(class_names)}")
+    return {name: (class_ids or {}).get(name, name.lower()) for name in class_names}

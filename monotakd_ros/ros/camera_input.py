@@ -33,3 +33,23 @@ def projection_from_camera_info(info: Any, image_hw: tuple[int, int]) -> np.ndar
         raise CameraInfoError(f"CameraInfo is {info_w}x{info_h} but the image is "
                               f"{width}x{height}; both must describe the same image")
     return P
+
+
+def distortion_warning(info: Any) -> str | None:
+    """A warning when D != 0 while P looks like K: the image is probably not rectified.
+
+    A rectifying driver publishes the distortion of the raw camera (D) next to the P of the
+    rectified image; P then differs from K (new focal length or principal point). When P's
+    left 3x3 equals K and D is non-zero, the image is most likely the raw, distorted one.
+    """
+    D = np.asarray(info.d, dtype=np.float64).ravel()
+    K = np.asarray(info.k, dtype=np.float64).ravel()
+    if D.size == 0 or not np.any(D) or K.size != 9 or not np.any(K):
+        return None
+    P = np.asarray(info.p, dtype=np.float64).reshape(3, 4)
+    if not np.allclose(P[:, :3], K.reshape(3, 3), rtol=1e-6, atol=1e-9):
+        return None
+    return (f"CameraInfo has distortion D = {np.round(D, 4).tolist()} "
+            f"({info.distortion_model or 'no model named'}) and P equal to K: the image "
+            "looks unrectified; the detector assumes a rectified image (publish image_rect, "
+            "e.g. through image_proc), so boxes will be off towards the image edges")

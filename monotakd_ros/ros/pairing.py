@@ -19,6 +19,7 @@ class PairingStats:
     pairs: int = 0
     images_replaced: int = 0  # a newer image arrived before this one found its CameraInfo
     images_unmatched: int = 0  # no CameraInfo within the slop (counted when given up on)
+    last_unmatched_offset_ns: int = 0  # CameraInfo stamp - image stamp when last given up on
 
 
 class LatestPairer:
@@ -70,6 +71,7 @@ class LatestPairer:
             # CameraInfo has moved past the image: it will never pair.
             self._pending_image = None
             self.stats.images_unmatched += 1
+            self.stats.last_unmatched_offset_ns = stamp - image_stamp
         return None
 
     def _closest_info(self, stamp: int) -> Any | None:
