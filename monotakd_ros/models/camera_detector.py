@@ -2,9 +2,10 @@
 
 image → trunk (stride 8) → 1x1 reduce ─┐
                          → depth head ─┴→ frustum (softmax depth ⊗ features) → voxels
-voxels → collapse_visual → F_S ──────────────────────────────┐
-       → collapse_spatial → ASPP + SE attention → F_S_spa ────┴→ sum → fusion convs
+voxels → collapse_visual → SCNet (optional) → F_S ───────────┐
+       → collapse_spatial → spatial-cue block → F_S_spa ───────┴→ sum → fusion convs
        → BEV backbone → anchor head
+(spatial-cue block and fusion: models/spatial_alignment.py; SCNet: models/scnet.py)
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import torch
 from torch import nn
 
 from monotakd_ros.models.bev_backbone import BevBackbone
-from monotakd_ros.models.config import DepthHeadConfig, ModelConfig, SpatialCueConfig
+from monotakd_ros.models.config import DepthHeadConfig, ModelConfig
 from monotakd_ros.models.head import AnchorHead
-from monotakd_ros.models.layers import ASPP, ConvBnRelu, SqueezeExcite
+from monotakd_ros.models.layers import ASPP, ConvBnRelu
 from monotakd_ros.models.lifting import (
     FrustumToVoxel,
     HeightCollapse,
@@ -26,6 +27,8 @@ from monotakd_ros.models.lifting import (
     pad_to_multiple,
 )
 from monotakd_ros.models.outputs import CameraDetectorOutput, CameraFeatures
+from monotakd_ros.models.scnet import build_scnet
+from monotakd_ros.models.spatial_alignment import build_fusion, build_spatial_cue
 from monotakd_ros.models.trunks import STRIDE, build_trunk
 
 DepthSource = Literal["predicted", "lidar"]
@@ -43,19 +46,6 @@ class DepthHead(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) → (B, N + 1, h, w) depth logits."""
         return self.logits(self.refine(self.aspp(features)))
-
-
-class SpatialCueAttention(nn.Module):
-    """ASPP for multi-range BEV context, then squeeze-excitation channel gating (F_S_spa ≥ 0)."""
-
-    def __init__(self, channels: int, cfg: SpatialCueConfig) -> None:
-        super().__init__()
-        self.aspp = ASPP(channels, channels, cfg.aspp_rates)
-        self.se = SqueezeExcite(channels, cfg.se_reduction)
-
-    def forward(self, bev: torch.Tensor) -> torch.Tensor:
-        """(B, C, ny, nx) → (B, C, ny, nx)."""
-        return self.se(self.aspp(bev))
 
 
 class CameraBevDetector(nn.Module):
@@ -77,8 +67,9 @@ class CameraBevDetector(nn.Module):
         slices = cfg.grid.height_slices
         self.collapse_visual = HeightCollapse(cfg.image_channels, slices, bev)
         self.collapse_spatial = HeightCollapse(cfg.image_channels, slices, bev)
-        self.spatial_cue = SpatialCueAttention(bev, cfg.spatial_cue)
-        self.fusion = nn.Sequential(*[ConvBnRelu(bev, bev, 3) for _ in range(cfg.fusion_convs)])
+        self.scnet = build_scnet(bev, cfg.scnet)  # identity unless scnet.blocks > 0
+        self.spatial_cue = build_spatial_cue(bev, cfg.spatial_cue)
+        self.fusion = build_fusion(cfg)
         self.backbone = BevBackbone(bev, cfg.bev_backbone)
         self.head = AnchorHead(self.backbone.out_channels, cfg.grid, cfg.head)
         nominal = torch.tensor(cfg.nominal_T_rect_from_lidar, dtype=torch.float32)
@@ -121,7 +112,7 @@ class CameraBevDetector(nn.Module):
         frustum = frustum_features(image_features, probs.to(image_features.dtype))
         input_hw = (image_features.shape[2] * STRIDE, image_features.shape[3] * STRIDE)
         voxels = self.to_voxels(frustum, P2, T_rect_from_lidar, input_hw)
-        visual = self.collapse_visual(voxels)
+        visual = self.scnet(self.collapse_visual(voxels))
         spatial = self.spatial_cue(self.collapse_spatial(voxels))
         fused = self.fusion(visual + spatial)
         return CameraFeatures(bev_visual=visual, bev_spatial=spatial, bev_fused=fused,

@@ -154,13 +154,38 @@ class DepthHeadConfig:
 
 @dataclass(frozen=True)
 class SpatialCueConfig:
-    """ASPP + squeeze-excitation block of the spatial-cue branch (F_S_spa)."""
+    """Spatial-cue branch (F_S_spa): ASPP + squeeze-excitation, optionally upstream's SAM."""
 
     aspp_rates: tuple[int, ...] = bounded((2, 4, 6), gt=0)
     se_reduction: int = bounded(8, gt=0)
+    # "aspp_se": SE(ASPP(x)) (first release, the default so old checkpoints still build);
+    # "sam": x·SE(ASPP(x)) + DCN(DCN(x)), then out_convs 3x3 convs (models/spatial_alignment.py)
+    alignment: Literal["aspp_se", "sam"] = "aspp_se"
+    deformable_convs: int = bounded(2, ge=0)  # "sam" only
+    out_convs: int = bounded(2, ge=0)  # "sam" only
 
     def __post_init__(self) -> None:
         check_fields(self, "spatial_cue")
+
+
+@dataclass(frozen=True)
+class ScnetConfig:
+    """SCNet refinement of F_S (self-calibrated bottlenecks); 0 blocks = none (first release)."""
+
+    blocks: int = bounded(0, ge=0)
+    reduction: int = bounded(4, gt=0)  # bottleneck width = bev_channels / reduction
+    pooling: int = bounded(4, gt=0)  # down-sampling of the self-calibration context
+
+    def __post_init__(self) -> None:
+        check_fields(self, "scnet")
+
+    def bottleneck_width(self, bev_channels: int) -> int:
+        """Width of each block's bottleneck; it is split in two equal halves."""
+        width = bev_channels // self.reduction
+        if width < 2 or width % 2:
+            raise ConfigError(f"scnet.reduction: bev_channels {bev_channels} // reduction "
+                              f"{self.reduction} must be an even width >= 2, got {width}")
+        return width
 
 
 @dataclass(frozen=True)
@@ -190,13 +215,30 @@ class BevBackboneConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """PointPillars-style LiDAR teacher: one pillar per BEV cell."""
+    """LiDAR teacher encoder: one pillar per BEV cell, or a height-resolved voxel stack."""
 
-    pfn_channels: int = bounded(64, gt=0)
-    stem_convs: int = bounded(2, gt=0)  # 3x3 convs between the scattered pillars and F_T
+    pfn_channels: int = 64
+    stem_convs: int = 2  # 3x3 convs between the scattered pillars and F_T
+    # "pillar": one pillar per BEV cell, no height resolution (first release; default so that
+    # old teacher checkpoints still build). "voxel": models/voxel_encoder.py, the fields below.
+    encoder: Literal["pillar", "voxel"] = "pillar"
+    voxel_subdivision: int = 2  # voxels per BEV cell side (0.32 m cells -> 0.16 m voxels)
+    voxel_height_m: float = 0.2  # vertical voxel size; must divide grid.z_range_m
+    voxel_channels: int = 16  # per-voxel feature width before the height collapse
+    vertical_convs: int = 0  # 3x3x3 conv-bn-relu layers on the voxel grid before the collapse
 
     def __post_init__(self) -> None:
-        check_fields(self, "teacher")
+        check_fields(self, "teacher")  # finite floats (voxel_height_m: .nan passed the test)
+        for key in ("pfn_channels", "stem_convs", "voxel_subdivision", "voxel_channels"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"teacher.{key}: must be >= 1, got {getattr(self, key)}")
+        if self.vertical_convs < 0 or self.voxel_height_m <= 0:
+            raise ConfigError(f"teacher: need vertical_convs >= 0 and voxel_height_m > 0, got "
+                              f"{self.vertical_convs} / {self.voxel_height_m}")
+
+    def voxel_slices(self, grid: BevGridConfig) -> int:
+        """Height slices of the voxel encoder over ``grid.z_range_m``."""
+        return _cells(*grid.z_range_m, self.voxel_height_m, "teacher.voxel_height_m")
 
 
 @dataclass(frozen=True)
@@ -275,8 +317,11 @@ class ModelConfig:
     depth_head: DepthHeadConfig = field(default_factory=DepthHeadConfig)
     image_channels: int = bounded(64, gt=0)
     bev_channels: int = bounded(128, gt=0)
+    scnet: ScnetConfig = field(default_factory=ScnetConfig)
     spatial_cue: SpatialCueConfig = field(default_factory=SpatialCueConfig)
-    fusion_convs: int = bounded(2, ge=0)
+    fusion_convs: int = bounded(2, ge=0)  # "stack" fusion only
+    # "stack": fusion_convs 3x3 convs (first release); "ffm": conv3x3 -> conv1x1 -> conv3x3
+    fusion_style: Literal["stack", "ffm"] = "stack"
     bev_backbone: BevBackboneConfig = field(default_factory=BevBackboneConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
@@ -287,6 +332,10 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "model")
+        if self.teacher.encoder == "voxel":
+            self.teacher.voxel_slices(self.grid)  # the z range must be whole voxel slices
+        if self.scnet.blocks > 0:
+            self.scnet.bottleneck_width(self.bev_channels)
         last_row = self.nominal_T_rect_from_lidar[3]
         if tuple(float(v) for v in last_row) != (0.0, 0.0, 0.0, 1.0):
             raise ConfigError(f"model.nominal_T_rect_from_lidar: last row must be [0, 0, 0, 1], "

@@ -125,7 +125,10 @@ class SqueezeExcite(nn.Module):
         self.fc1 = nn.Conv2d(channels, hidden, 1)
         self.fc2 = nn.Conv2d(hidden, channels, 1)
 
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, 1, 1) channel gate in (0, 1) computed from ``x``."""
+        return torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean(dim=(2, 3), keepdim=True)))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` scaled per channel by a gate in (0, 1)."""
-        gate = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean(dim=(2, 3), keepdim=True)))))
-        return x * gate
+        """``x`` scaled per channel by its own gate."""
+        return x * self.gate(x)

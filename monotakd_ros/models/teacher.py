@@ -1,7 +1,9 @@
-"""PointPillars-style LiDAR teacher in plain PyTorch: pillars → pseudo-image → F_T → head.
+"""LiDAR teacher in plain PyTorch: pillars or voxels → pseudo-image → F_T → head.
 
-Pillars are the BEV cells themselves, so F_T lands on the grid shared with the student and the
-TA. Grouping points into pillars is vectorised with ``unique``/``index_add``/``scatter_reduce``.
+With ``teacher.encoder: pillar`` the pillars are the BEV cells themselves (no height
+resolution); ``voxel`` uses the height-resolved ``VoxelStackEncoder``. Either way F_T lands on
+the grid shared with the student and the TA. Grouping points into pillars is vectorised with
+``unique``/``index_add``/``scatter_reduce``.
 """
 
 from __future__ import annotations
@@ -15,15 +17,9 @@ from monotakd_ros.models.config import BevGridConfig, ModelConfig
 from monotakd_ros.models.head import AnchorHead
 from monotakd_ros.models.layers import ConvBnRelu
 from monotakd_ros.models.outputs import BevFeatures, HeadOutput, TeacherOutput
+from monotakd_ros.models.voxel_encoder import VoxelStackEncoder, flatten_points
 
 POINT_FEATURES = 9  # x, y, z, intensity, offsets to the pillar mean (3) and centre (2)
-
-
-def _flatten_points(points_list: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """All frames' (N_i, 4) points → ((P, 4) points, (P,) frame index)."""
-    counts = torch.tensor([p.shape[0] for p in points_list], device=points_list[0].device)
-    frame = torch.repeat_interleave(torch.arange(len(points_list), device=counts.device), counts)
-    return torch.cat([p[:, :4] for p in points_list], dim=0), frame
 
 
 class PillarFeatureNet(nn.Module):
@@ -69,7 +65,7 @@ class PillarFeatureNet(nn.Module):
         """Points of B frames → (B, C, ny, nx) pseudo-image (zero where no point fell)."""
         g = self.grid
         batch = len(points_list)
-        points, frame = _flatten_points(points_list)
+        points, frame = flatten_points(points_list)
         cell, inside = self._cell_of_points(points, frame)
         points, cell = points[inside], cell[inside]
         cells = batch * g.ny * g.nx
@@ -89,11 +85,17 @@ class PillarFeatureNet(nn.Module):
 
 
 class LidarTeacher(nn.Module):
-    """Pillar encoder → F_T (``bev_channels``) → BEV backbone → anchor head."""
+    """Pillar or voxel encoder → F_T (``bev_channels``) → BEV backbone → anchor head."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.pillars = PillarFeatureNet(cfg.grid, cfg.teacher.pfn_channels)
+        # Distinct attribute names keep the two encoders' checkpoint keys apart.
+        self.pillars: PillarFeatureNet | None = None
+        self.voxels: VoxelStackEncoder | None = None
+        if cfg.teacher.encoder == "voxel":
+            self.voxels = VoxelStackEncoder(cfg.grid, cfg.teacher)
+        else:
+            self.pillars = PillarFeatureNet(cfg.grid, cfg.teacher.pfn_channels)
         stem = [ConvBnRelu(cfg.teacher.pfn_channels, cfg.bev_channels, 3)]
         stem += [ConvBnRelu(cfg.bev_channels, cfg.bev_channels, 3)
                  for _ in range(cfg.teacher.stem_convs - 1)]
@@ -103,7 +105,8 @@ class LidarTeacher(nn.Module):
 
     def forward_features(self, points_list: list[torch.Tensor]) -> BevFeatures:
         """F_T: (B, bev_channels, ny, nx)."""
-        return BevFeatures(bev=self.stem(self.pillars(points_list)))
+        encoder = self.voxels if self.voxels is not None else self.pillars
+        return BevFeatures(bev=self.stem(encoder(points_list)))
 
     def forward(self, points_list: list[torch.Tensor]) -> TeacherOutput:
         """F_T and the head's predictions for a list of (N_i, 4) LiDAR point clouds."""
