@@ -19,11 +19,13 @@ import numpy as np
 import torch
 
 from monotakd_ros.configuration import dataclass_from_dict
-from monotakd_ros.data.batch import placed_image, prepare_image
+from monotakd_ros.data.batch import placed_image, placed_projection, prepare_image, resized_hw
 from monotakd_ros.errors import CalibrationError, CheckpointError, ConfigError, ImageEncodingError
 from monotakd_ros.geometry.calib import CameraCalib
 from monotakd_ros.geometry.frames import boxes_lidar_to_cam
 from monotakd_ros.inference.device import fp16_enabled, select_device
+from monotakd_ros.inference.device_prepare import DeviceImagePreparer
+from monotakd_ros.inference.fast_paths import Network, NetworkRunner, build_network_runner
 from monotakd_ros.inference.virtual_camera import (
     CameraMapping,
     VirtualCamera,
@@ -121,7 +123,7 @@ class StudentPredictor:
     def __init__(self, model: CameraBevDetector, model_cfg: ModelConfig, spec: InputSpec,
                  device: torch.device, fp16: bool, postprocess: PostprocessConfig,
                  camera_mode: str = "virtual", placement: str = "principal_point",
-                 horizon_row_px: float | None = None) -> None:
+                 horizon_row_px: float | None = None, network_path: str = "eager") -> None:
         if camera_mode not in CAMERA_MODES:
             raise ConfigError(f"camera_mode: must be one of {list(CAMERA_MODES)}, got "
                               f"{camera_mode!r}")
@@ -136,13 +138,19 @@ class StudentPredictor:
                                             horizon_row_px)
         self._mappings: dict[tuple[bytes, tuple[int, int]], CameraMapping] = {}
         self._T_rect_from_lidar = np.asarray(model_cfg.nominal_T_rect_from_lidar, np.float64)
+        # Fast paths (fast_paths.py) warm up here, so the first frame is not slow.
+        self._network: Network | None = build_network_runner(
+            self._model, device, network_path, fp16, tuple(spec.input_hw))
+        self._device_preparer = (DeviceImagePreparer(spec, device) if device.type == "cuda"
+                                 else None)
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str = "auto", fp16: bool = False,
                         score_threshold: float | None = None, nms_iou: float | None = None,
                         max_detections: int | None = None, camera_mode: str = "virtual",
                         placement: str = "principal_point",
-                        horizon_row_px: float | None = None) -> StudentPredictor:
+                        horizon_row_px: float | None = None,
+                        network_path: str = "auto") -> StudentPredictor:
         """Load and validate a student checkpoint; CheckpointError names the path and problem."""
         path = Path(path).expanduser()
         if not path.exists():
@@ -175,7 +183,7 @@ class StudentPredictor:
         logger.info("loaded student %s (%s) on %s", path, meta.code_version, torch_device)
         return cls(model, model_cfg, meta.input_spec, torch_device,
                    fp16_enabled(torch_device, fp16), settings, camera_mode, placement,
-                   horizon_row_px)
+                   horizon_row_px, network_path)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -193,18 +201,19 @@ class StudentPredictor:
         start = time.perf_counter()
         P = validated_projection(P)
         image_bgr = validated_image(image_bgr)
-        image, P_input = self.prepared_input(image_bgr, P)
-        images = image[None].to(self.device, non_blocking=True)  # (1, 3, H, W)
+        if self._device_preparer is not None:  # CUDA: resize, pad, normalise on the device
+            images, P_input = self.prepared_input_on_device(image_bgr, P)
+        else:
+            image, P_input = self.prepared_input(image_bgr, P)
+            images = image[None].to(self.device, non_blocking=True)  # (1, 3, H, W)
         P2 = torch.as_tensor(P_input, dtype=torch.float32)[None].to(self.device)  # (1, 3, 4)
         prepared = time.perf_counter()
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16,
-                                                    enabled=self.fp16):
-            output = model(images, P2)
+        head = self._loaded_network()(images, P2)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         ran = time.perf_counter()
         with torch.inference_mode():
-            detections = detections_from_head(output.head, model.head.anchors,
+            detections = detections_from_head(head, model.head.anchors,
                                               self.model_cfg.head, self.postprocess)[0]
         boxes_lidar = detections.boxes_lidar.double().cpu().numpy()  # (K, 7)
         scores = detections.scores.double().cpu().numpy()
@@ -242,9 +251,39 @@ class StudentPredictor:
         image = placed_image(image_bgr, mapping.resized_hw, mapping.offset_yx, self.spec)
         return image, mapping.P_input
 
+    def prepared_input_on_device(self, image_bgr: np.ndarray,
+                                 P: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """``prepared_input`` computed on the device: (1, 3, H, W) there, and P at the input."""
+        if self._device_preparer is None:
+            raise RuntimeError(f"no device-side preparation on {self.device}")
+        original_hw = (int(image_bgr.shape[0]), int(image_bgr.shape[1]))
+        if self.camera_mode == "fit_width":
+            new_hw, offset_yx = resized_hw(original_hw, self.spec), (0, 0)
+            P_input = placed_projection(P, original_hw, new_hw, offset_yx)
+        else:
+            mapping = self.camera_mapping(P, original_hw)
+            new_hw, offset_yx, P_input = mapping.resized_hw, mapping.offset_yx, mapping.P_input
+        return self._device_preparer.prepare(image_bgr, new_hw, offset_yx), P_input
+
+    @property
+    def model(self) -> CameraBevDetector:
+        """The loaded student network (eval mode, on ``device``)."""
+        return self._loaded_model()
+
+    @property
+    def network_path(self) -> str:
+        """The fast path the network call uses (``custom`` after ``set_network``)."""
+        runner = self._network
+        return runner.path.name if isinstance(runner, NetworkRunner) else "custom"
+
+    def set_network(self, network: Network) -> None:
+        """Replace the network call (e.g. an ONNX runtime session); decode stays the same."""
+        self._network = network
+
     def release(self) -> None:
         """Drop the model and return its GPU memory; ``predict`` is unusable afterwards."""
         self._model = None
+        self._network = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
@@ -252,3 +291,8 @@ class StudentPredictor:
         if self._model is None:
             raise RuntimeError("StudentPredictor was released; load the checkpoint again")
         return self._model
+
+    def _loaded_network(self) -> Network:
+        if self._network is None:
+            raise RuntimeError("StudentPredictor was released; load the checkpoint again")
+        return self._network

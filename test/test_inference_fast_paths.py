@@ -1,0 +1,134 @@
+"""Fast network paths: parsing, half weights, warm-up and the fall-back to eager (CPU parts)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers_detector import KITTI_P2, LOW_SCORE, road_image, write_test_checkpoint
+
+from monotakd_ros.errors import ConfigError
+from monotakd_ros.inference import StudentPredictor
+from monotakd_ros.inference.fast_paths import (
+    NetworkPath,
+    NetworkRunner,
+    build_network_runner,
+    convert_weights_to_half,
+    network_parity,
+    parity_passes,
+    parse_network_path,
+)
+from monotakd_ros.models.outputs import HeadOutput
+
+LOGGER = "monotakd_ros.inference.fast_paths"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_test_checkpoint(tmp_path_factory.mktemp("model") / "student")
+
+
+def fresh_model(checkpoint: Path) -> torch.nn.Module:
+    return StudentPredictor.from_checkpoint(checkpoint, device="cpu", network_path="eager").model
+
+
+@pytest.mark.parametrize(("text", "path"), [
+    ("eager", NetworkPath()),
+    ("half", NetworkPath(half=True)),
+    (" Half+CUDA_graph ", NetworkPath(half=True, cuda_graph=True)),
+    ("compile+cuda_graph", NetworkPath(compile=True, cuda_graph=True)),
+    ("auto", None),
+])
+def test_network_paths_parse_and_name_themselves(text: str, path: NetworkPath | None) -> None:
+    assert parse_network_path(text) == path
+    if path is not None:
+        assert parse_network_path(path.name) == path
+
+
+@pytest.mark.parametrize("text", ["fast", "half+half", "half+", "tensorrt"])
+def test_unknown_network_paths_name_the_parameter(text: str) -> None:
+    with pytest.raises(ConfigError, match="network_path: .*got '" + re.escape(text)):
+        parse_network_path(text)
+
+
+def test_half_weights_leave_geometry_and_batchnorm_in_float32(checkpoint: Path) -> None:
+    model = convert_weights_to_half(fresh_model(checkpoint))
+    conv_weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert conv_weights and all(w.dtype == torch.float16 for w in conv_weights)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.weight.dtype == m.running_var.dtype == torch.float32 for m in norms)
+    # Anchors and voxel centres at 46 m would move by centimetres in float16.
+    assert model.head.anchors.dtype == torch.float32
+    assert model.to_voxels.centres_lidar.dtype == torch.float32
+
+
+@pytest.fixture(scope="module")
+def eager_output(checkpoint: Path) -> HeadOutput:
+    eager = NetworkRunner(fresh_model(checkpoint), torch.device("cpu"), NetworkPath(), False,
+                          (96, 320))
+    return eager(*eager.example_inputs())
+
+
+def test_half_path_agrees_with_float32_eager(checkpoint: Path, eager_output: HeadOutput) -> None:
+    half = NetworkRunner(fresh_model(checkpoint), torch.device("cpu"), NetworkPath(half=True),
+                         False, (96, 320))
+    assert half.path == NetworkPath(half=True) and half.autocast
+    score_error, residual_error = network_parity(eager_output, half(*half.example_inputs()))
+    assert 0.0 < score_error <= 0.02 and 0.0 < residual_error <= 0.05  # fp16, not a no-op
+    assert parity_passes(score_error, residual_error)
+
+
+def test_a_compile_failure_falls_back_to_eager_with_one_warning(
+        checkpoint: Path, eager_output: HeadOutput, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def broken_compile(*args: object, **kwargs: object) -> object:
+        def compiled(*a: object, **k: object) -> object:
+            raise RuntimeError("inductor: no C++ compiler")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        runner = NetworkRunner(fresh_model(checkpoint), torch.device("cpu"),
+                               NetworkPath(compile=True), False, (96, 320))
+        output = runner(*runner.example_inputs())
+    warnings = [r for r in caplog.records if r.name == LOGGER]
+    assert len(warnings) == 1 and "no C++ compiler" in warnings[0].getMessage()
+    assert "falling back to eager" in warnings[0].getMessage()
+    assert runner.path == NetworkPath()
+    assert network_parity(eager_output, output) == (0.0, 0.0)
+
+
+def test_a_cuda_graph_on_the_cpu_keeps_the_predictor_alive(
+        checkpoint: Path, caplog: pytest.LogCaptureFixture) -> None:
+    image = road_image(0)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        graphed = StudentPredictor.from_checkpoint(checkpoint, device="cpu",
+                                                   network_path="cuda_graph",
+                                                   score_threshold=LOW_SCORE)
+    assert graphed.network_path == "eager"
+    assert sum("CUDA graphs need a CUDA device" in r.getMessage()
+               for r in caplog.records) == 1
+    eager = StudentPredictor.from_checkpoint(checkpoint, device="cpu", network_path="eager",
+                                             score_threshold=LOW_SCORE)
+    boxes = graphed.predict(image, KITTI_P2).boxes_cam
+    assert len(boxes) > 0
+    np.testing.assert_array_equal(boxes, eager.predict(image, KITTI_P2).boxes_cam)
+
+
+def test_auto_is_eager_on_the_cpu(checkpoint: Path) -> None:
+    runner = build_network_runner(fresh_model(checkpoint), torch.device("cpu"), "auto", False,
+                                  (96, 320))
+    assert runner.path == NetworkPath() and not runner.autocast
+    with pytest.raises(ConfigError, match="network_path"):
+        StudentPredictor.from_checkpoint(checkpoint, device="cpu", network_path="warp")
+
+
+def test_released_predictor_drops_its_runner(checkpoint: Path) -> None:
+    predictor = StudentPredictor.from_checkpoint(checkpoint, device="cpu")
+    predictor.release()
+    with pytest.raises(RuntimeError, match="released"):
+        predictor.predict(np.zeros((375, 1242, 3), np.uint8), KITTI_P2)
