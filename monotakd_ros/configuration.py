@@ -3,7 +3,8 @@
 Numeric fields declare their allowed values once, with ``bounded(default, ge=..., lt=...)``
 (dataclass field metadata). The loader checks them with the full key path, and every config's
 ``__post_init__`` calls ``check_fields`` so that configs built in code obey the same ranges.
-Floats must be finite unless a field says ``allow_nonfinite=True``.
+Floats must be finite unless a field says ``allow_nonfinite=True``. Dataclasses without any
+``bounded`` field are data records (checkpoint metadata), which the loader does not check.
 """
 
 from __future__ import annotations
@@ -158,6 +159,15 @@ def field_range(cls: type, name: str) -> Range:
     raise KeyError(f"{cls.__name__} has no field {name!r}")
 
 
+def declares_ranges(cls: type) -> bool:
+    """Whether ``cls`` is a checked config (some field uses ``bounded``), not a data record.
+
+    Records such as checkpoint metadata may legitimately hold NaN (a diverged loss); only
+    configs are checked by the loader.
+    """
+    return any(RANGE_METADATA_KEY in f.metadata for f in dataclasses.fields(cls))
+
+
 def _numbers(value: Any, key: str) -> Iterator[tuple[str, float]]:
     """(key, number) of every number in ``value``; nested dataclasses check themselves."""
     if isinstance(value, bool):
@@ -199,10 +209,12 @@ def dataclass_from_dict(cls: type[T], data: Any, where: str = "") -> T:
             f"{where or cls.__name__}: unknown key(s) {unknown}; allowed: {sorted(fields)}"
         )
     kwargs: dict[str, Any] = {}
+    checked = declares_ranges(cls)
     for name, value in data.items():
         key = f"{where}.{name}" if where else name
         kwargs[name] = _coerce(hints[name], value, key)
-        check_value(fields[name], kwargs[name], key)
+        if checked:
+            check_value(fields[name], kwargs[name], key)
     try:
         return cls(**kwargs)
     except TypeError as err:

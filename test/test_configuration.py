@@ -224,3 +224,15 @@ def test_ranges_are_readable_for_parameter_descriptors() -> None:
     assert field_range(TrainConfig, "device") == Range()  # no bounds: any finite number
     with pytest.raises(KeyError, match="no field 'lrate'"):
         field_range(TrainConfig, "lrate")
+
+
+def test_data_records_without_ranges_may_hold_nan() -> None:
+    """Checkpoint metadata is a record, not a config: a diverged loss in it must still load."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Record:
+        step: int
+        metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    record = dataclass_from_dict(Record, {"step": 3, "metrics": {"loss": math.nan}})
+    assert record.step == 3 and math.isnan(record.metrics["loss"])
