@@ -217,24 +217,18 @@ class BevBackboneConfig:
 class TeacherConfig:
     """LiDAR teacher encoder: one pillar per BEV cell, or a height-resolved voxel stack."""
 
-    pfn_channels: int = 64
-    stem_convs: int = 2  # 3x3 convs between the scattered pillars and F_T
+    pfn_channels: int = bounded(64, gt=0)
+    stem_convs: int = bounded(2, gt=0)  # 3x3 convs between the scattered pillars and F_T
     # "pillar": one pillar per BEV cell, no height resolution (first release; default so that
     # old teacher checkpoints still build). "voxel": models/voxel_encoder.py, the fields below.
     encoder: Literal["pillar", "voxel"] = "pillar"
-    voxel_subdivision: int = 2  # voxels per BEV cell side (0.32 m cells -> 0.16 m voxels)
-    voxel_height_m: float = 0.2  # vertical voxel size; must divide grid.z_range_m
-    voxel_channels: int = 16  # per-voxel feature width before the height collapse
-    vertical_convs: int = 0  # 3x3x3 conv-bn-relu layers on the voxel grid before the collapse
+    voxel_subdivision: int = bounded(2, gt=0)  # voxels per BEV cell side (0.32 m -> 0.16 m)
+    voxel_height_m: float = bounded(0.2, gt=0)  # vertical voxel size; must divide z_range_m
+    voxel_channels: int = bounded(16, gt=0)  # per-voxel feature width before the collapse
+    vertical_convs: int = bounded(0, ge=0)  # 3x3x3 conv-bn-relu layers before the collapse
 
     def __post_init__(self) -> None:
-        check_fields(self, "teacher")  # finite floats (voxel_height_m: .nan passed the test)
-        for key in ("pfn_channels", "stem_convs", "voxel_subdivision", "voxel_channels"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"teacher.{key}: must be >= 1, got {getattr(self, key)}")
-        if self.vertical_convs < 0 or self.voxel_height_m <= 0:
-            raise ConfigError(f"teacher: need vertical_convs >= 0 and voxel_height_m > 0, got "
-                              f"{self.vertical_convs} / {self.voxel_height_m}")
+        check_fields(self, "teacher")
 
     def voxel_slices(self, grid: BevGridConfig) -> int:
         """Height slices of the voxel encoder over ``grid.z_range_m``."""
@@ -271,8 +265,8 @@ class HeadConfig:
     """Anchor head: one anchor per class and rotation at every BEV cell."""
 
     anchors: tuple[AnchorClassConfig, ...] = field(default_factory=_kitti_anchors)
-    rotations_rad: tuple[float, ...] = (0.0, math.pi / 2)
-    dir_offset_rad: float = math.pi / 4
+    rotations_rad: tuple[float, ...] = bounded((0.0, math.pi / 2))  # any finite angle
+    dir_offset_rad: float = bounded(math.pi / 4)
     num_dir_bins: int = 2
 
     def __post_init__(self) -> None:
