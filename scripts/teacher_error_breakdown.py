@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+r"""Where does a detector's AP3D go? Swap ground-truth height values into its matched boxes.
+
+Runs a trained checkpoint (teacher, TA or student) over a labelled split, matches every
+detection to the same-class ground-truth box of highest BEV IoU (>= --match-iou), and scores
+four variants with the KITTI R40 evaluator:
+
+- ``as predicted``;
+- ``GT z``: the matched box's vertical centre replaced by the ground truth's (its h kept);
+- ``GT h``: its height replaced (vertical centre kept);
+- ``GT z + h``: both, i.e. only x, y, l, w and yaw are the model's own.
+
+If AP3D climbs to APBEV with GT z + h, the 3D gap is vertical. Also prints the mean |dz| and
+|dh| of the matched boxes (camera y is down: centre y = bottom y - h / 2).
+
+    python scripts/teacher_error_breakdown.py runs/teacher/checkpoints/last \
+        --model-config config/models/small.yaml --data data/synth_object --stage teacher
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from monotakd_ros.data.batch import collate_frames
+from monotakd_ros.data.kitti.labels import KittiLabels
+from monotakd_ros.errors import MonotakdError
+from monotakd_ros.geometry.iou import bev_iou_matrix_cam
+from monotakd_ros.models.config import load_model_config
+from monotakd_ros.training.data_loading import build_val_dataset, input_spec_for
+from monotakd_ros.training.stages import STAGE_NAMES, load_trained_stage
+from monotakd_ros.training.validation import predictions_as_kitti_labels, validation_result
+
+LOG = logging.getLogger("teacher_error_breakdown")
+VARIANTS = ("as predicted", "GT z", "GT h", "GT z + h")
+_Y, _H = 1, 4  # columns of boxes_cam [x, y, z, l, h, w, ry]
+
+
+def matched_ground_truth(pred: KittiLabels, gt: KittiLabels, min_iou: float) -> np.ndarray:
+    """(N_pred,) index of each detection's same-class GT box of highest BEV IoU, or -1."""
+    match = np.full(len(pred), -1, dtype=np.int64)
+    if len(pred) == 0 or len(gt) == 0:
+        return match
+    iou = np.asarray(bev_iou_matrix_cam(pred.boxes_cam, gt.boxes_cam))  # (N_pred, N_gt)
+    iou = np.where(pred.names[:, None] == gt.names[None, :], iou, 0.0)
+    best = iou.argmax(axis=1)
+    found = iou[np.arange(len(pred)), best] >= min_iou
+    match[found] = best[found]
+    return match
+
+
+def substituted(pred: KittiLabels, gt: KittiLabels, match: np.ndarray,
+                variant: str) -> KittiLabels:
+    """``pred`` with GT vertical centre and/or height swapped into its matched boxes."""
+    boxes = pred.boxes_cam.copy()
+    hit = match >= 0
+    if variant == "as predicted" or not hit.any():
+        return pred
+    mine, theirs = boxes[hit], gt.boxes_cam[match[hit]]
+    centre_y = mine[:, _Y] - mine[:, _H] / 2
+    height = mine[:, _H]
+    if variant in ("GT z", "GT z + h"):
+        centre_y = theirs[:, _Y] - theirs[:, _H] / 2
+    if variant in ("GT h", "GT z + h"):
+        height = theirs[:, _H]
+    mine[:, _Y], mine[:, _H] = centre_y + height / 2, height
+    boxes[hit] = mine
+    return replace(pred, boxes_cam=boxes)
+
+
+def vertical_errors_m(preds: Sequence[KittiLabels], gts: Sequence[KittiLabels],
+                      matches: Sequence[np.ndarray]) -> tuple[float, float, int]:
+    """Mean |Δ centre height|, mean |Δh| over matched detections, and their count."""
+    dz, dh = [], []
+    for pred, gt, match in zip(preds, gts, matches, strict=True):
+        hit = match >= 0
+        mine, theirs = pred.boxes_cam[hit], gt.boxes_cam[match[hit]]
+        dz.append(np.abs((mine[:, _Y] - mine[:, _H] / 2) - (theirs[:, _Y] - theirs[:, _H] / 2)))
+        dh.append(np.abs(mine[:, _H] - theirs[:, _H]))
+    dz_all, dh_all = np.concatenate(dz or [np.zeros(0)]), np.concatenate(dh or [np.zeros(0)])
+    count = len(dz_all)
+    return (float(dz_all.mean()) if count else float("nan"),
+            float(dh_all.mean()) if count else float("nan"), count)
+
+
+def predict_split(args: argparse.Namespace) -> tuple[list[KittiLabels], list[KittiLabels],
+                                                       tuple[str, ...]]:
+    """(predictions, ground truth, class names) of the checkpoint on the split."""
+    model_cfg = load_model_config(args.model_config)
+    spec = input_spec_for(model_cfg)
+    device = torch.device(args.device)
+    stage = load_trained_stage(args.stage, model_cfg, spec, args.checkpoint).to(device)
+    dataset = build_val_dataset(args.data, args.split, spec)
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
+                        collate_fn=collate_frames)
+    preds: list[KittiLabels] = []
+    gts: list[KittiLabels] = []
+    with torch.no_grad():
+        for batch in loader:
+            detections = stage.predict(batch.to(device))
+            preds.extend(predictions_as_kitti_labels(detections, batch, dataset))
+            gts.extend(dataset.kitti.labels(frame_id) for frame_id in batch.frame_ids)
+            if 0 < args.max_frames <= len(gts):
+                break
+    if args.max_frames > 0:
+        preds, gts = preds[:args.max_frames], gts[:args.max_frames]
+    return preds, gts, tuple(dataset.spec.class_names)
+
+
+def breakdown_table(preds: list[KittiLabels], gts: list[KittiLabels],
+                    class_names: Sequence[str], min_iou: float) -> str:
+    """Markdown table: Car AP3D / APBEV R40 (E/M/H) per variant, then vertical errors."""
+    matches = [matched_ground_truth(p, g, min_iou) for p, g in zip(preds, gts, strict=True)]
+    lines = ["| Variant | AP3D E / M / H | APBEV E / M / H |", "|---|---|---|"]
+    for variant in VARIANTS:
+        swapped = [substituted(p, g, m, variant) for p, g, m in zip(preds, gts, matches,
+                                                                     strict=True)]
+        result = validation_result(gts, swapped, class_names)
+        ap3d = " / ".join(f"{v:.2f}" for v in result.ap3d_r40)
+        apbev = " / ".join(f"{v:.2f}" for v in result.apbev_r40)
+        lines.append(f"| {variant} | {ap3d} | {apbev} |")
+    dz, dh, count = vertical_errors_m(preds, gts, matches)
+    lines.append("")
+    lines.append(f"Matched detections (BEV IoU >= {min_iou}): {count}; mean |dz| {dz:.3f} m, "
+                 f"mean |dh| {dh:.3f} m")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--model-config", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="KITTI object root")
+    parser.add_argument("--stage", choices=STAGE_NAMES, default="teacher")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--match-iou", type=float, default=0.3,
+                        help="minimum BEV IoU for a detection to take GT values")
+    parser.add_argument("--max-frames", type=int, default=0, help="0 = the whole split")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--device", default="cpu")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; prints the markdown table."""
+    logging.basicConfig(level=logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        preds, gts, class_names = predict_split(args)
+    except MonotakdError as err:
+        LOG.error("%s", err)
+        return 2
+    print(f"{args.stage} {args.checkpoint} on {args.data} split {args.split} "
+          f"({len(gts)} frames)")
+    print(breakdown_table(preds, gts, class_names, args.match_iou))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
