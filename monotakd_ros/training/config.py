@@ -82,6 +82,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_fields(self, "train")
         self.distill_config()  # rejects unknown or mistyped override keys now, not mid-run
+        if self.data_cache and self.augment.intrinsics_probability > 0.0:
+            raise ConfigError("train.data_cache: the prepared split is augmented at input size "
+                              "and cannot resample intrinsics; set data_cache: false or "
+                              "augment.intrinsics_probability: 0")
 
     def distill_config(self) -> DistillConfig:
         """Loss weights of the student stage: the ``distill`` preset plus the overrides."""
