@@ -9,6 +9,16 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST
 # ament_index lookups (share dirs of the generated interfaces) search the venv prefix too.
 export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+# Fast DDS drops full-size images in its default 512 kB shared-memory segment; this profile
+# enlarges it (config/fastdds_camera.xml, docs/benchmarks.md). A profile already chosen through
+# either variable is kept; MONOTAKD_FASTDDS_PROFILE="" skips ours, or names another file.
+if [[ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}" && -z "${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ]]; then
+  _MONOTAKD_PROFILE="${MONOTAKD_FASTDDS_PROFILE-$_MONOTAKD_ROOT/config/fastdds_camera.xml}"
+  if [[ -n "$_MONOTAKD_PROFILE" ]]; then
+    export FASTDDS_DEFAULT_PROFILES_FILE="$_MONOTAKD_PROFILE"  # Fast DDS 3 (Kilted)
+    export FASTRTPS_DEFAULT_PROFILES_FILE="$_MONOTAKD_PROFILE"  # Fast DDS 2 (Humble, Jazzy)
+  fi
+fi
 if [[ "${BASH_SOURCE[0]}" == "$0" && $# -gt 0 ]]; then
   exec "$@"
 fi
