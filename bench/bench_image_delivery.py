@@ -181,10 +181,9 @@ def run_case(case: str, seconds: float, rate_hz: float, depth: int, tmp: Path,
     flags = ["--seconds", str(seconds), "--rate-hz", str(rate_hz), "--depth", str(depth)] + (
         ["--reliable"] if reliable else [])
     pub_flags = flags + (["--reliable"] if case == "reliable_pub" else [])
-    sub = subprocess.Popen(script + ["--role", "sub"] + flags, env=sub_env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-    pub = subprocess.Popen(script + ["--role", "pub"] + pub_flags, env=pub_env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+    output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    sub = subprocess.Popen(script + ["--role", "sub"] + flags, env=sub_env, **output)
+    pub = subprocess.Popen(script + ["--role", "pub"] + pub_flags, env=pub_env, **output)
     pub_out, _ = pub.communicate(timeout=seconds + 60)
     sub_out, _ = sub.communicate(timeout=seconds + 60)
     sent_lines = [line for line in pub_out.splitlines() if line.startswith("SENT")]
