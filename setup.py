@@ -50,6 +50,7 @@ setup(
             "monotakd_replay = monotakd_ros.nodes.replay:main",
             "monotakd_evaluator = monotakd_ros.nodes.evaluator:main",
             "monotakd-replay-eval = monotakd_ros.nodes.replay_eval:main",
+            "monotakd-export = monotakd_ros.inference.onnx_export:main",
         ],
     },
 )
