@@ -7,8 +7,10 @@ processes it, so a slow model drops frames instead of building a queue.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,7 @@ from monotakd_ros.ros.log_throttle import KindThrottle
 from monotakd_ros.ros.messages import detection_array_msg, marker_array_msg
 from monotakd_ros.ros.output_frames import TfLookup, boxes_in_output_frame, tf2_ros
 from monotakd_ros.ros.pairing import stamp_to_ns
+from monotakd_ros.ros.param_checks import check_parameter_overrides, parameter_type_errors
 
 NODE_NAME = "monotakd_detector"
 
@@ -71,7 +74,6 @@ class DetectorNode(LifecycleNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        declare_detector_parameters(self)
         self.params: DetectorParams | None = None
         self._predictor: StudentPredictor | None = None
         self._tf: TfLookup | None = None
@@ -89,6 +91,8 @@ class DetectorNode(LifecycleNode):
         self._class_ids: dict[str, str] = {}
         self._camera_key: tuple[bytes, tuple[int, int]] | None = None
         self._distortion_warned = False
+        with parameter_type_errors(NODE_NAME):  # last: destroy_node needs the attributes
+            declare_detector_parameters(self)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -247,9 +251,10 @@ class DetectorNode(LifecycleNode):
                 self._counters.add_bad_input()
                 self._warn(type(err).__name__, f"skipping frame {_stamp_text(image)} from "
                            f"'{image.header.frame_id}': {err}")
-            except Exception as err:  # noqa: BLE001 -- one broken frame must not stop the node
-                self._counters.add_bad_input()
-                self._warn("unexpected", f"frame {_stamp_text(image)} failed: "
+            except Exception as err:  # noqa: BLE001 -- a model or code failure, not bad input
+                if self._counters.add_internal_error(type(err).__name__):  # first of its kind
+                    self.get_logger().error(f"internal error:\n{traceback.format_exc()}")
+                self._warn("internal", f"frame {_stamp_text(image)} failed: "
                            f"{type(err).__name__}: {err}")
 
     def _process(self, image_msg: Image, info: CameraInfo) -> None:
@@ -373,10 +378,14 @@ def main(args: list[str] | None = None) -> int:
     code = 0
     try:
         node = DetectorNode()
+        check_parameter_overrides(node, sys.argv if args is None else args)
         if node.get_parameter("autostart").value and not node.start():
             code = 1  # configure/activate already logged why
         else:
             rclpy.spin(node)
+    except MonotakdError as err:  # unknown or mistyped parameters
+        rclpy.logging.get_logger(NODE_NAME).error(str(err))
+        code = 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

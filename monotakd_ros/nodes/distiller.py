@@ -45,6 +45,7 @@ from monotakd_ros.distiller.run_config import (
 )
 from monotakd_ros.distiller.session import DistillSession, DistillSummary, format_evaluations
 from monotakd_ros.errors import MonotakdError
+from monotakd_ros.ros.param_checks import check_parameter_overrides, parameter_type_errors
 from monotakd_ros.ros.sensor_frames import Rejection, SensorFrameBuilder
 from monotakd_ros.ros.sensor_sync import SensorFrameSync, SyncedFrame
 
@@ -121,10 +122,13 @@ TF_STATIC_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
 class DistillerNode(Node):
     """Declares the parameters, owns the DistillSession and, in topic mode, the subscriptions."""
 
-    def __init__(self) -> None:
+    def __init__(self, argv: Sequence[str] = ()) -> None:
         super().__init__(NODE_NAME)
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        with parameter_type_errors(NODE_NAME):
+            for name, (default, description) in PARAMETERS.items():
+                self.declare_parameter(name, default,
+                                       ParameterDescriptor(description=description))
+        check_parameter_overrides(self, argv)
         self.config: DistillerConfig = distiller_config_from_values(self._parameter_values())
         self.progress_pub = self.create_publisher(String, "~/progress", 10)
         self.session = DistillSession(self.config)
@@ -311,7 +315,7 @@ def run_node(args: Sequence[str] | None) -> int:
     node: DistillerNode | None = None
     status = 0
     try:
-        node = DistillerNode()
+        node = DistillerNode(sys.argv if args is None else args)
         if node.config.mode == "bag":
             node.run_bags()
         else:

@@ -36,6 +36,7 @@ from monotakd_ros.eval.stream import DEFAULT_CLASSES, StreamEvaluation, StreamEv
 from monotakd_ros.eval.stream_report import write_stream_report
 from monotakd_ros.geometry.frames import T_body_from_optical
 from monotakd_ros.ros.image_conversion import image_msg_to_bgr8
+from monotakd_ros.ros.param_checks import check_parameter_overrides, parameter_type_errors
 
 EXIT_NOTHING_EVALUATED = 3
 EXIT_GROUND_TRUTH_LOST = 4
@@ -72,8 +73,9 @@ class EvaluatorNode(Node):
 
     def __init__(self) -> None:
         super().__init__("monotakd_evaluator")
-        for name, default, text in _PARAMETERS:
-            self.declare_parameter(name, default, ParameterDescriptor(description=text))
+        with parameter_type_errors(self.get_name()):
+            for name, default, text in _PARAMETERS:
+                self.declare_parameter(name, default, ParameterDescriptor(description=text))
         p = {name: self.get_parameter(name).value for name, _, _ in _PARAMETERS}
         if not p["report_dir"]:
             raise ConfigError("parameter report_dir is empty: name the report folder")
@@ -258,6 +260,7 @@ def main(args: list[str] | None = None) -> int:
     status = 1
     try:
         node = EvaluatorNode()
+        check_parameter_overrides(node, sys.argv if args is None else args)
         while rclpy.ok() and not node.done:
             rclpy.spin_once(node, timeout_sec=0.1)
         if node.evaluation is not None:
