@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from diagnostic_msgs.msg import DiagnosticStatus
 from helpers_detector import (
     KITTI_P2,
     LOW_SCORE,
@@ -152,6 +153,31 @@ def test_images_without_camera_info_are_reported(running) -> None:
     new_log = node.log()[log_start:]
     assert f"receiving images on {IMAGE_TOPIC} but no CameraInfo on {INFO_TOPIC}" in new_log
     assert "sensor-data QoS (best effort, keep last 1)" in new_log
+    client.send_until_detected(good_pair)
+
+
+def statuses_while_sending(client: DetectorClient, make_pair: object,
+                           seconds: float = 1.6) -> list[object]:
+    """Diagnostic statuses published while fresh pairs go out every 0.1 s (3 periods)."""
+    start = len(client.received["diagnostics"])
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        client.send(*make_pair(client.node.get_clock().now().to_msg()))
+        client.spin(0.1)
+    return [s for m in client.received["diagnostics"][start:] for s in m.status]
+
+
+@pytest.mark.parametrize(("make_pair", "reason"), [
+    (BAD_INPUTS["unsupported_encoding"][0], "none processed; bad input rate 1.00 > 0.50"),
+    (lambda s: (small_pair(s)[0], None), "none processed; no CameraInfo"),
+])
+def test_diagnostics_are_error_when_images_come_but_none_is_processed(
+        running, make_pair: object, reason: str) -> None:
+    node, client = running
+    statuses = statuses_while_sending(client, make_pair)
+    assert statuses, "no diagnostics published"
+    last = statuses[-1]  # its whole window lies inside the sending
+    assert last.level == DiagnosticStatus.ERROR and reason in last.message, last.message
     client.send_until_detected(good_pair)
 
 

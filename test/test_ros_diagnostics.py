@@ -85,3 +85,41 @@ def test_message_carries_level_and_values() -> None:
     assert msg.header.stamp.sec == 5 and status.level == DiagnosticStatus.WARN
     assert (status.name, status.message, status.hardware_id) == ("det: pipeline", "slow", "/cam")
     assert [(kv.key, kv.value) for kv in status.values] == [("a", "1")]
+
+
+def failing_window(images: int = 10, camera_infos: int = 10, processed: int = 0,
+                   bad_inputs: int = 0, internal_errors: int = 0) -> PipelineWindow:
+    """A 1 s window at 10 Hz input whose frames partly or wholly failed."""
+    return PipelineWindow(duration_s=1.0, images=images, camera_infos=camera_infos,
+                          processed=processed, bad_inputs=bad_inputs,
+                          internal_errors=internal_errors, processing_ms=[50.0] * processed)
+
+
+@pytest.mark.parametrize(("win", "level", "message"), [
+    # Every frame rejected: the old levels said OK here.
+    (failing_window(bad_inputs=10), ERROR,
+     "10 images, none processed; bad input rate 1.00 > 0.50"),
+    # Images but no CameraInfo: nothing can be processed.
+    (failing_window(camera_infos=0), ERROR, "10 images, none processed; no CameraInfo"),
+    (failing_window(processed=9, bad_inputs=1), WARN, "bad input rate 0.10 > 0.00"),
+    (failing_window(processed=4, bad_inputs=6), ERROR, "bad input rate 0.60 > 0.50"),
+    (failing_window(processed=9, internal_errors=1), ERROR, "1 internal errors (see the log)"),
+    (failing_window(processed=10), OK, "OK"),
+])
+def test_failing_frames_set_the_level(win: PipelineWindow, level: int, message: str) -> None:
+    assert pipeline_level(win, THRESHOLDS) == (level, message)
+
+
+def test_internal_errors_are_counted_apart_from_bad_input() -> None:
+    counters = PipelineCounters(start_s=0.0)
+    assert counters.add_internal_error("RuntimeError") is True  # first: log the traceback
+    assert counters.add_internal_error("RuntimeError") is False
+    assert counters.add_internal_error("KeyError") is True
+    counters.add_bad_input()
+    win = counters.take_window(now_s=1.0)
+    assert (win.internal_errors, win.bad_inputs) == (3, 1)
+    assert window_values(win)["internal_errors"] == "3"
+    assert counters.internal_errors_by_kind == {"RuntimeError": 2, "KeyError": 1}
+    assert counters.total_bad_inputs == 1
+    with pytest.raises(ConfigError, match="bad input rate warn/error"):
+        DiagnosticThresholds(bad_input_rate_warn=0.6, bad_input_rate_error=0.5)

@@ -1,9 +1,16 @@
-"""Pipeline health of the detector: counters per period, OK/WARN/ERROR levels, DiagnosticArray."""
+"""Pipeline health of the detector: counters per period, OK/WARN/ERROR levels, DiagnosticArray.
+
+Beyond the thresholds on processing time, drop rate and input rate, a window is ERROR when
+images arrived but none was processed (every frame failed, or no CameraInfo came) and when the
+model itself failed (internal errors are counted apart from bad input); the share of frames
+rejected as bad input turns it WARN, then ERROR.
+"""
 
 from __future__ import annotations
 
 import statistics
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +34,8 @@ class DiagnosticThresholds:
     drop_rate_error: float = 0.9
     input_rate_warn_hz: float = 5.0
     input_rate_error_hz: float = 0.5
+    bad_input_rate_warn: float = 0.0  # any rejected frame is worth a look
+    bad_input_rate_error: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 < self.processing_warn_ms <= self.processing_error_ms:
@@ -35,6 +44,9 @@ class DiagnosticThresholds:
         if not 0.0 <= self.drop_rate_warn <= self.drop_rate_error <= 1.0:
             raise ConfigError(f"diag_drop_rate_warn/error: need 0 <= warn <= error <= 1, got "
                               f"{self.drop_rate_warn} / {self.drop_rate_error}")
+        if not 0.0 <= self.bad_input_rate_warn <= self.bad_input_rate_error <= 1.0:
+            raise ConfigError(f"bad input rate warn/error: need 0 <= warn <= error <= 1, got "
+                              f"{self.bad_input_rate_warn} / {self.bad_input_rate_error}")
         if not 0.0 <= self.input_rate_error_hz <= self.input_rate_warn_hz:
             raise ConfigError(f"diag_input_rate_warn_hz/error_hz: need 0 <= error <= warn, got "
                               f"{self.input_rate_warn_hz} / {self.input_rate_error_hz}")
@@ -49,7 +61,8 @@ class PipelineWindow:
     camera_infos: int = 0
     processed: int = 0
     dropped: int = 0  # frames replaced by a newer one before the worker took them
-    bad_inputs: int = 0
+    bad_inputs: int = 0  # frames rejected for their content (encoding, CameraInfo, pixels)
+    internal_errors: int = 0  # frames the model or node code failed on (not the input's fault)
     processing_ms: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
 
@@ -63,6 +76,12 @@ class PipelineWindow:
         """Fraction of complete frames that were never processed."""
         offered = self.processed + self.dropped
         return self.dropped / offered if offered else 0.0
+
+    @property
+    def bad_input_rate(self) -> float:
+        """Fraction of the frames taken for processing that were rejected as bad input."""
+        taken = self.processed + self.bad_inputs + self.internal_errors
+        return self.bad_inputs / taken if taken else 0.0
 
 
 def _median(values: list[float]) -> float:
@@ -79,7 +98,16 @@ def pipeline_level(window: PipelineWindow, thresholds: DiagnosticThresholds) -> 
         (window.input_rate_hz, thresholds.input_rate_warn_hz, thresholds.input_rate_error_hz,
          "input {:.1f} Hz < {:.1f} Hz", False),
     ]
+    checks.append((window.bad_input_rate, thresholds.bad_input_rate_warn,
+                   thresholds.bad_input_rate_error, "bad input rate {:.2f} > {:.2f}", True))
     level, reasons = OK, []
+    if window.images and not window.processed:
+        missing = "; no CameraInfo" if not window.camera_infos else ""
+        level = ERROR
+        reasons.append(f"{window.images} images, none processed{missing}")
+    if window.internal_errors:
+        level = ERROR
+        reasons.append(f"{window.internal_errors} internal errors (see the log)")
     for value, warn, error, text, above_is_bad in checks:
         is_error = value > error if above_is_bad else value < error
         is_warn = value > warn if above_is_bad else value < warn
@@ -99,6 +127,7 @@ def window_values(window: PipelineWindow) -> dict[str, str]:
         "dropped": str(window.dropped),
         "drop_rate": f"{window.drop_rate:.3f}",
         "bad_inputs": str(window.bad_inputs),
+        "internal_errors": str(window.internal_errors),
         "processing_ms_median": f"{_median(window.processing_ms):.2f}",
         "processing_ms_max": f"{max(window.processing_ms, default=0.0):.2f}",
         "latency_ms_median": f"{_median(window.latency_ms):.2f}",
@@ -125,6 +154,7 @@ class PipelineCounters:
         self._start_s = start_s
         self.total_processed = 0
         self.total_bad_inputs = 0
+        self.internal_errors_by_kind: Counter[str] = Counter()
 
     def add_image(self) -> None:
         """One Image message arrived."""
@@ -149,6 +179,13 @@ class PipelineCounters:
         with self._lock:
             self._window.bad_inputs += 1
             self.total_bad_inputs += 1
+
+    def add_internal_error(self, kind: str) -> bool:
+        """The model or node code failed on a frame; True the first time for this ``kind``."""
+        with self._lock:
+            self._window.internal_errors += 1
+            self.internal_errors_by_kind[kind] += 1
+            return self.internal_errors_by_kind[kind] == 1
 
     def add_dropped(self, count: int) -> None:
         """Frames replaced by newer ones before processing."""
