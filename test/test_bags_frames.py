@@ -260,6 +260,20 @@ def test_corrupt_messages_are_skipped_and_counted(tmp_path, drive) -> None:
     assert reader.skipped == {"corrupt_image": 1, "corrupt_point_cloud": 1, "no_point_cloud": 1}
 
 
+def test_grey_images_on_the_colour_topic_are_skipped_and_counted(tmp_path, drive) -> None:
+    """A mono8 camera on the colour topic must not train the colour student: skipped by reason."""
+    written, _ = drive
+    entries = [e for i in range(3) for e in _sensor_entries(written, i)]
+    for index in (0, 6):  # frames 0 and 2 come from a grey camera
+        image = entries[index][2]
+        image.data = np.ascontiguousarray(written.images[index // 3][:, :, 1]).reshape(-1)
+        image.encoding, image.step = "mono8", image.width
+    write_ros2_bag(tmp_path / "bag", entries)
+    reader = iter_bag_frames(tmp_path / "bag", calib=kitti_camera_calib())
+    assert [f.stamp_ns for f in reader] == written.image_stamps_ns[1:2]
+    assert reader.skipped == {"grey_image": 2}
+
+
 def test_image_decoding_handles_common_encodings() -> None:
     store = monotakd_typestore()
     bgr = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)

@@ -106,3 +106,6 @@ def test_frames_without_extrinsic_or_with_bad_data_are_rejected(tmp_path: Path) 
     assert "calib_file" in rejection.detail and "/tf_static" in rejection.detail
     frames[0].image.encoding = "yuv422"
     assert builder.build(frames[0]).reason == "bad_image"
+    frames[0].image.encoding = "mono8"  # a grey camera on the colour topic (topic mode)
+    grey = builder.build(frames[0])
+    assert grey.reason == "grey_image" and "trained on colour frames only" in grey.detail

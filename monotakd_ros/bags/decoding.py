@@ -21,6 +21,21 @@ _IMAGE_ENCODINGS: dict[str, tuple[int, tuple[int, ...]]] = {
     "rgba8": (4, (2, 1, 0)),
     "mono8": (1, (0, 0, 0)),
 }
+# Single-channel encodings: a grey camera on the colour topic (kitti2bag records the grey
+# cameras too). The student learns colour images, so distillation skips such frames.
+GREY_ENCODINGS = frozenset({"mono8", "mono16", "8uc1", "16uc1"})
+GREY_IMAGE = "grey_image"  # skip reason
+
+
+def grey_image_problem(message: Any) -> str | None:
+    """Why an Image cannot train the colour student (its grey encoding), or None."""
+    encoding = str(message.encoding).lower()
+    if encoding in GREY_ENCODINGS:
+        return (f"{message.encoding} (grey) image on the colour image topic; the student is "
+                "trained on colour frames only")
+    return None
+
+
 # sensor_msgs/PointField datatype -> numpy type
 _FIELD_TYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
 _INTENSITY_NAMES = ("i", "intensity", "reflectance")

@@ -5,8 +5,9 @@ paired with the CameraInfo and the point cloud nearest to its stamp within ``slo
 the ground truth, when the bag has it). The reader streams: an image is settled once the bag's
 clock has passed its stamp by ``slop_s + latency_s``. Frames that cannot be completed are
 skipped and counted in ``skipped`` by reason (``no_camera_info``, ``no_point_cloud``,
-``bad_image``, ``bad_camera_info``, ``bad_point_cloud``, and ``corrupt_<kind>`` for messages that
-do not deserialize). Frames yielded without their ground truth are counted in ``no_labels``.
+``bad_image``, ``grey_image`` for mono8/mono16 frames on the colour topic, ``bad_camera_info``,
+``bad_point_cloud``, and ``corrupt_<kind>`` for messages that do not deserialize). Frames
+yielded without their ground truth are counted in ``no_labels``.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from rosbags.serde import SerdeError
 
 from monotakd_ros.bags import kitti_layout as layout
 from monotakd_ros.bags.decoding import (
+    GREY_IMAGE,
     TransformTree,
     camera_info_projection,
+    grey_image_problem,
     image_to_bgr,
     point_cloud_to_array,
 )
@@ -253,6 +256,9 @@ class BagFrameReader:
         if info is None or cloud is None:
             self.skipped["no_camera_info" if info is None else "no_point_cloud"] += 1
             return None
+        grey = grey_image_problem(image.message)
+        if grey is not None:
+            return self._skip(GREY_IMAGE, image.stamp_ns, BagError(grey))
         try:
             image_bgr = image_to_bgr(image.message)
         except MonotakdError as err:

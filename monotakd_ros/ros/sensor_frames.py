@@ -15,8 +15,10 @@ import numpy as np
 
 from monotakd_ros.bags import kitti_layout as layout
 from monotakd_ros.bags.decoding import (
+    GREY_IMAGE,
     TransformTree,
     camera_info_projection,
+    grey_image_problem,
     point_cloud_to_array,
 )
 from monotakd_ros.bags.frames import BagFrame
@@ -71,6 +73,9 @@ class SensorFrameBuilder:
 
     def build(self, synced: SyncedFrame) -> BagFrame | Rejection:
         """The frame as numpy arrays, or why it cannot be used."""
+        grey = grey_image_problem(synced.image)
+        if grey is not None:
+            return Rejection(GREY_IMAGE, grey)
         try:
             image_bgr = image_msg_to_bgr8(synced.image)
         except MonotakdError as err:
