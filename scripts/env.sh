@@ -15,8 +15,10 @@ export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 if [[ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}" && -z "${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ]]; then
   _MONOTAKD_PROFILE="${MONOTAKD_FASTDDS_PROFILE-$_MONOTAKD_ROOT/config/fastdds_camera.xml}"
   if [[ -n "$_MONOTAKD_PROFILE" ]]; then
-    export FASTDDS_DEFAULT_PROFILES_FILE="$_MONOTAKD_PROFILE"  # Fast DDS 3 (Kilted)
-    export FASTRTPS_DEFAULT_PROFILES_FILE="$_MONOTAKD_PROFILE"  # Fast DDS 2 (Humble, Jazzy)
+    case "${ROS_DISTRO:-}" in  # Fast DDS 2 reads only the old name; Fast DDS 3 warns about it
+      humble | iron | jazzy) export FASTRTPS_DEFAULT_PROFILES_FILE="$_MONOTAKD_PROFILE" ;;
+      *) export FASTDDS_DEFAULT_PROFILES_FILE="$_MONOTAKD_PROFILE" ;;  # Kilted wheels, newer
+    esac
   fi
 fi
 if [[ "${BASH_SOURCE[0]}" == "$0" && $# -gt 0 ]]; then
