@@ -152,3 +152,43 @@ def test_unacknowledged_delivery_is_reported_before_the_end(bag) -> None:
     assert (f"delivery NOT confirmed after 1.5 s on ['{layout.IMAGE_TOPIC}']: a matched "
             "reliable reader did not acknowledge every message") in output
     assert "finished: 8 messages" in output
+
+
+def test_the_spin_thread_stops_on_its_flag_and_is_joined() -> None:
+    """No daemon thread left in rclpy: stop() returns only once the thread has left spin_once."""
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    from monotakd_ros.nodes.replay import _SpinThread
+
+    context = Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("spin_thread_test", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = _SpinThread(executor)
+    try:
+        assert not spinner._thread.daemon and spinner._thread.is_alive()
+        started = time.monotonic()
+        assert spinner.stop(timeout_s=5.0)
+        assert not spinner._thread.is_alive() and time.monotonic() - started < 1.0
+    finally:
+        spinner.stop()
+        executor.shutdown(timeout_sec=0.0)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_an_interrupted_replay_exits_cleanly(bag) -> None:
+    """SIGINT mid-playback: status 130, a summary, and no abort from a thread left in rclpy."""
+    replay = start("-m", "monotakd_ros.nodes.replay", str(bag.bag), "--rate", "0.05",
+                   "--topics", layout.IMAGE_TOPIC)
+    try:
+        time.sleep(3.0)  # started and publishing (one frame every 2 s)
+        replay.send_signal(signal.SIGINT)
+        code, output = wait_for_exit(replay, 20.0)
+    finally:
+        stop(replay)
+    assert code == 130, output
+    assert "interrupted:" in output
+    assert "terminate called" not in output and "Traceback" not in output
