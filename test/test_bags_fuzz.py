@@ -218,3 +218,16 @@ def test_the_gzipped_bag_error_names_the_file(tmp_path: Path) -> None:
         recorded_topics(src)
     with pytest.raises(MonotakdError, match=f"{src}.*cannot convert the ROS 1 bag"):
         convert_ros1_bag(src, tmp_path / "out")
+
+
+def test_a_huge_recorded_depth_is_capped(source_bag: Path, tmp_path: Path) -> None:
+    """A damaged QoS depth must not size the replay's publisher history."""
+    bag = tmp_path / "small"
+    bag.mkdir()
+    os.link(source_bag / "small.mcap", bag / "small.mcap")
+    metadata = (source_bag / "metadata.yaml").read_text()
+    assert metadata.count("depth: 10\n") == 1  # the image's recorded QoS
+    (bag / "metadata.yaml").write_text(metadata.replace("depth: 10\n", f"depth: {10**25}\n"))
+    with BagSource(bag) as source:
+        depths = {topic.name: topic.qos.depth for topic in source.topics}
+    assert depths[layout.IMAGE_TOPIC] == 1000
