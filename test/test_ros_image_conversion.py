@@ -87,3 +87,44 @@ def test_depth_image_is_not_a_colour_image() -> None:
     msg = array_to_image_msg(np.zeros((2, 2), np.uint16), "16UC1", Image())
     with pytest.raises(ImageEncodingError, match="not a colour image"):
         image_msg_to_bgr8(msg)
+
+
+def padded_msg(pixels: np.ndarray, encoding: str, pad_bytes: int) -> Image:
+    """A deserialised Image of ``pixels`` whose rows carry ``pad_bytes`` of padding."""
+    msg = array_to_image_msg(pixels, encoding, Image())
+    rows = pixels.reshape(pixels.shape[0], -1).view(np.uint8)
+    padded = np.full((rows.shape[0], rows.shape[1] + pad_bytes), 77, np.uint8)
+    padded[:, :rows.shape[1]] = rows
+    msg.step = padded.shape[1]
+    msg.data = padded.tobytes()
+    return roundtrip(msg)
+
+
+@pytest.mark.parametrize("pad_bytes", [0, 2])
+def test_bgr8_is_a_view_of_the_message_buffer(pad_bytes: int) -> None:
+    # No copy between the message and the model's resize, padded rows or not.
+    msg = padded_msg(BGR, "bgr8", pad_bytes)
+    bgr = image_msg_to_bgr8(msg)
+    np.testing.assert_array_equal(bgr, BGR)
+    assert np.shares_memory(bgr, np.frombuffer(msg.data, np.uint8))
+    assert bgr.strides == (21 + pad_bytes, 3, 1)
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "rgba8", "mono8"])
+def test_padded_rows_convert_in_one_pass(encoding: str) -> None:
+    pixels = {"rgb8": BGR[..., ::-1],
+              "rgba8": np.dstack([BGR[..., ::-1], np.full((5, 7), 9, np.uint8)]),
+              "mono8": BGR[..., 1]}[encoding]
+    msg = padded_msg(np.ascontiguousarray(pixels), encoding, pad_bytes=3)
+    bgr = image_msg_to_bgr8(msg)
+    expected = BGR if encoding != "mono8" else np.repeat(BGR[..., 1:2], 3, axis=2)
+    np.testing.assert_array_equal(bgr, expected)
+    assert bgr.flags.c_contiguous and not np.shares_memory(bgr, np.frombuffer(msg.data,
+                                                                              np.uint8))
+
+
+def test_big_endian_16uc1_with_padding_reads_the_right_values() -> None:
+    mm = np.array([[1, 258], [4097, 65535]], np.uint16)
+    msg = padded_msg(mm.astype(">u2"), "16UC1", pad_bytes=2)
+    msg.is_bigendian = 1
+    np.testing.assert_array_equal(image_msg_to_array(msg), mm)

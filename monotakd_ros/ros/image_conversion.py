@@ -58,16 +58,21 @@ def image_msg_to_array(msg: Any) -> np.ndarray:
         )
     if _CvBridge is not None:
         return np.asarray(_CvBridge().imgmsg_to_cv2(msg, desired_encoding="passthrough"))
-    rows = buffer.reshape(height, step)[:, :row_bytes]
-    array = np.ascontiguousarray(rows).view(dtype)
+    # A view of the message's own buffer: padded rows (step > row bytes) stay a row-strided
+    # view, which numpy and OpenCV read as they are.
+    rows = buffer.reshape(height, step)[:, :row_bytes].view(dtype)  # (H, W * C)
     if dtype.itemsize > 1 and bool(msg.is_bigendian) != (np.little_endian is False):
-        array = array.byteswap()
+        rows = rows.byteswap()
     shape = (height, width) if channels == 1 else (height, width, channels)
-    return array.reshape(shape)
+    return rows.reshape(shape)
 
 
 def image_msg_to_bgr8(msg: Any) -> np.ndarray:
-    """Colour or mono Image message -> contiguous (H, W, 3) uint8 BGR array."""
+    """Colour or mono Image message -> (H, W, 3) uint8 BGR array, with at most one copy.
+
+    bgr8 is a view of the message's buffer (rows may be strided when ``step`` pads them);
+    other encodings are converted by one ``cv2.cvtColor`` pass into a new contiguous array.
+    """
     array = image_msg_to_array(msg)
     encoding = str(msg.encoding)
     if encoding not in COLOR_ENCODINGS:
