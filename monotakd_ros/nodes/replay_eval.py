@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -149,12 +150,14 @@ def replayed_topics(bag: Path, with_bag_ground_truth: bool) -> list[str]:
     return [topic for topic in _REPLAYED_TOPICS if topic in available]
 
 
-def die_with_parent() -> None:
+# Looked up before any fork: the child must not take the dynamic loader's lock.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
+def die_with_parent(parent_pid: int) -> None:
     """In a child before exec: SIGKILL when the parent dies (Linux); exit if it already has."""
-    parent_pid = os.getppid()
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 
@@ -177,7 +180,7 @@ class _Processes:
         log = (self.log_dir / f"{name}.log").open("w")
         LOGGER.info("starting %s: %s", name, shlex.join(command))
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                preexec_fn=die_with_parent)  # noqa: PLW1509 - no threads yet
+                                preexec_fn=partial(die_with_parent, os.getpid()))
         LOGGER.info("%s has pid %d", name, proc.pid)
         self.started[name] = (proc, log)
         return proc
