@@ -171,7 +171,7 @@ def compare_pipelines(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         prepared = build_stage_data(cached_stage, root / "kitti", (), train, ctx, root / "cache")
         frozen_s = time.perf_counter() - started
-        frozen_bytes = cached_stage.frozen.store.nbytes  # type: ignore[union-attr]
+        frozen_bytes = cached_stage.frozen.nbytes  # type: ignore[union-attr]
         print(f"prepared split: {args.frames} frames in {prepare_s:.1f} s, "
               f"{format_bytes(store.nbytes / args.frames)} per frame; frozen targets (fp16, 2 "
               f"flip states): {frozen_s:.1f} s, {format_bytes(frozen_bytes / args.frames)} "

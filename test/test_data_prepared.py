@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from training_fixtures import write_tiny_kitti
 
 from monotakd_ros.data.augment import (
     AugmentConfig,
@@ -28,7 +29,6 @@ from monotakd_ros.data.prepared.batches import (
 )
 from monotakd_ros.data.prepared.split_store import SplitSource, prepared_split, store_folder
 from monotakd_ros.errors import DatasetError
-from training_fixtures import write_tiny_kitti
 
 SPEC = InputSpec(input_hw=(96, 320))
 

@@ -69,7 +69,8 @@ def test_student_trains_on_prepared_data_and_cached_targets(env: dict[str, Path]
     rows = read_csv_rows(RunDir(out).train_csv)
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
     assert all(float(r["cmrd"]) > 0 and float(r["resp_cls"]) > 0 for r in rows)
-    assert len(list((root / "cache").glob("split_train_*_frozen_*/manifest.json"))) == 1
+    for kind in ("teacher", "assistant"):
+        assert len(list((root / "cache").glob(f"split_train_*_{kind}_*/manifest.json"))) == 1
     weights = safetensors.torch.load_file(str(RunDir(out).last / MODEL_FILE))
     assert all(torch.isfinite(t).all() for t in weights.values())
 

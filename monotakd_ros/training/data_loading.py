@@ -252,10 +252,12 @@ def build_stage_data(stage: Stage, data_root: Path, unlabeled_drives: Sequence[P
         return build_train_loader(dataset, cfg, ctx)
     cache_dir = cache_dir or default_cache_dir()
     loader = build_prepared_loader(data_root, cfg, stage.spec, ctx, cache_dir)
-    if cfg.frozen_cache != "off" and isinstance(stage.frozen, FrozenModels):
-        frozen = cached_frozen_targets(stage.frozen, loader.frames, stage.model_cfg, cache_dir,
+    frozen_models = stage.frozen
+    if (cfg.frozen_cache != "off" and isinstance(frozen_models, FrozenModels)
+            and (frozen_models.teacher is not None or frozen_models.assistant is not None)):
+        frozen = cached_frozen_targets(frozen_models, loader.frames, stage.model_cfg, cache_dir,
                                        cfg.frozen_cache)
-        frozen.resident = fits_on_device(frozen.store.nbytes, ctx.device, cfg.resident,
+        frozen.resident = fits_on_device(frozen.nbytes, ctx.device, cfg.resident,
                                          "the frozen teacher/TA targets")
         stage.frozen = frozen.to(ctx.device)  # type: ignore[assignment]
     return loader

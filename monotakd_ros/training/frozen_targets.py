@@ -61,14 +61,12 @@ def weights_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def frozen_cache_key(frozen: FrozenModels, split_key: str, model_cfg: ModelConfig,
-                     storage: str) -> str:
-    """Key of the targets of (teacher, TA, prepared split, model config, storage dtype)."""
-    return sha256_of_json({
-        "format": FROZEN_FORMAT, "split": split_key, "storage": storage,
-        "model": dataclass_to_dict(model_cfg),
-        "teacher": weights_digest(frozen.teacher) if frozen.teacher is not None else None,
-        "assistant": weights_digest(frozen.assistant) if frozen.assistant is not None else None})
+def frozen_cache_key(kind: str, model: torch.nn.Module, split_key: str,
+                     model_cfg: ModelConfig, storage: str) -> str:
+    """Key of one frozen model's targets: (model weights, prepared split, config, dtype)."""
+    return sha256_of_json({"format": FROZEN_FORMAT, "kind": kind, "split": split_key,
+                           "storage": storage, "model": dataclass_to_dict(model_cfg),
+                           "weights": weights_digest(model)})
 
 
 def _target_arrays(outputs: FrozenOutputs) -> dict[str, torch.Tensor]:
@@ -123,20 +121,32 @@ def _build(frozen: FrozenModels, frames: PreparedFrames, folder: Path, key: str,
 
 
 class CachedFrozenTargets:
-    """Stands in for FrozenModels: the frozen outputs of a prepared batch, read by (row, flip)."""
+    """Stands in for FrozenModels: the frozen outputs of a prepared batch, read by (row, flip).
 
-    def __init__(self, store: OpenedStore, device: torch.device, resident: bool) -> None:
-        self.store, self.resident = store, resident
+    One store per frozen model (``teacher``, ``assistant``), so that the CMKD (teacher only),
+    IMD (TA only) and TAKD students of one teacher/TA pair share them.
+    """
+
+    def __init__(self, stores: dict[str, OpenedStore], device: torch.device,
+                 resident: bool) -> None:
+        self.stores, self.resident = stores, resident
+        self.arrays = {name: array for store in stores.values()
+                       for name, array in store.arrays.items()}
         self.device = device
         self.tensors: dict[str, torch.Tensor] = {}
         self.to(device)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every array read."""
+        return sum(store.nbytes for store in self.stores.values())
 
     def to(self, device: torch.device) -> CachedFrozenTargets:
         """Keep resident arrays (or deliver batches) on ``device``."""
         self.device = torch.device(device)
         if self.resident:
             self.tensors = {name: _resident(array, self.device, name)
-                            for name, array in self.store.arrays.items()}
+                            for name, array in self.arrays.items()}
         return self
 
     def _entries(self, name: str, entries: torch.Tensor) -> torch.Tensor:
@@ -144,8 +154,8 @@ class CachedFrozenTargets:
             return self.tensors[name][entries.to(self.device)].float()
         rows = entries.cpu().numpy()
         order = np.argsort(rows)  # memory maps read fastest in file order
-        gathered = np.empty((len(rows), *self.store.arrays[name].shape[1:]), np.float32)
-        gathered[order] = self.store.arrays[name][rows[order]]
+        gathered = np.empty((len(rows), *self.arrays[name].shape[1:]), np.float32)
+        gathered[order] = self.arrays[name][rows[order]]
         return torch.from_numpy(gathered).to(self.device, non_blocking=True)
 
     def __call__(self, batch: FrameBatch) -> FrozenOutputs:
@@ -154,7 +164,7 @@ class CachedFrozenTargets:
             raise DatasetError("the frozen-target cache needs batches of the prepared split "
                                "(train.data_cache: true)")
         entries = 2 * batch.rows + batch.flipped.long()
-        names = self.store.arrays
+        names = self.arrays
         teacher = assistant = None
         if "teacher_bev" in names:
             teacher = TeacherOutput(
@@ -180,20 +190,27 @@ def cached_frozen_targets(frozen: FrozenModels, frames: PreparedFrames, model_cf
         raise DatasetError(f"frozen-target storage: expected one of {list(STORAGE_DTYPES)}, "
                            f"got {storage!r}")
     frozen.to(frames.device)
-    key = frozen_cache_key(frozen, frames.store.key, model_cfg, storage)
-    folder = cache_dir / f"{frames.store.folder.name}_frozen_{key[:12]}"
-    with build_lock(folder):
-        store, reason = open_store(folder, key)
-        if store is None:
-            LOG.info("computing frozen teacher/TA targets into %s: %s", folder, reason)
-            remove_stale_temporaries(folder)
-            _build(frozen, frames, folder, key, storage, batch_size)
+    stores = {}
+    for kind, model in (("teacher", frozen.teacher), ("assistant", frozen.assistant)):
+        if model is None:
+            continue
+        key = frozen_cache_key(kind, model, frames.store.key, model_cfg, storage)
+        folder = cache_dir / f"{frames.store.folder.name}_{kind}_{key[:12]}"
+        alone = FrozenModels(model if kind == "teacher" else None,
+                             model if kind == "assistant" else None)
+        with build_lock(folder):
             store, reason = open_store(folder, key)
             if store is None:
-                raise DatasetError(f"{folder}: freshly built cache does not open: {reason}")
-    LOG.info("frozen targets %s: %s (%s per frame, both flip states)", folder,
-             format_bytes(store.nbytes), format_bytes(store.nbytes / len(frames)))
-    return CachedFrozenTargets(store, frames.device, resident)
+                LOG.info("computing frozen %s targets into %s: %s", kind, folder, reason)
+                remove_stale_temporaries(folder)
+                _build(alone, frames, folder, key, storage, batch_size)
+                store, reason = open_store(folder, key)
+                if store is None:
+                    raise DatasetError(f"{folder}: freshly built cache does not open: {reason}")
+        LOG.info("frozen %s targets %s: %s (%s per frame, both flip states)", kind, folder,
+                 format_bytes(store.nbytes), format_bytes(store.nbytes / len(frames)))
+        stores[kind] = store
+    return CachedFrozenTargets(stores, frames.device, resident)
 
 
 def _resident(array: np.ndarray, device: torch.device, name: str) -> torch.Tensor:
