@@ -18,6 +18,7 @@
 #
 # Usage: scripts/experiment_unlabeled.sh [--smoke] [--out DIR] [--seeds "0 1 2"] [--doc FILE]
 #                                        [--labelled-data DIR] [--models-from DIR]
+#                                        [--budget-min MIN]
 #   --smoke          tiny sizes, to check the pipeline end to end (numbers meaningless)
 #   --doc            the markdown file to fill (default docs/unlabeled_distillation.md)
 #   --labelled-data  an existing labelled KITTI object root (train / val splits) used by every
@@ -25,6 +26,11 @@
 #   --models-from    a `monotakd-ablation --out` folder: seed_N/{teacher,ta,student_takd} are
 #                    used as seed N's teacher, TA and labelled student instead of training them
 #                    (a seed the folder lacks is trained here)
+#   --budget-min     wall-clock budget of the whole script: the step times are measured on the
+#                    first seed's labelled data and TEACHER/TA/STUDENT_STEPS (and the seeds, if
+#                    need be) fitted to it, counting the bag distillation and the control; the
+#                    plan is printed before training
+# The stages train on the prepared split with cached frozen targets (CACHE, default OUT/cache).
 # Sizes can be changed through the environment: LABELLED_FRAMES, RAW_DRIVES, RAW_FRAMES,
 # TEACHER_STEPS, TA_STEPS, STUDENT_STEPS, DISTILL_PASSES, DISTILL_MAX_STEPS (0: every frame),
 # LABELLED_PER_STEP, DEVICE (auto|cpu|cuda).
@@ -40,6 +46,7 @@ SMOKE=0
 DOC="$ROOT/docs/unlabeled_distillation.md"
 LABELLED_DATA=""
 MODELS_FROM=""
+BUDGET_MIN=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --smoke) SMOKE=1; shift ;;
@@ -48,6 +55,7 @@ while [[ $# -gt 0 ]]; do
     --doc) DOC="$(realpath -m "$2")"; shift 2 ;;
     --labelled-data) LABELLED_DATA="$(realpath -m "$2")"; shift 2 ;;
     --models-from) MODELS_FROM="$(realpath -m "$2")"; shift 2 ;;
+    --budget-min) BUDGET_MIN="$2"; shift 2 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -63,7 +71,28 @@ fi
 MODEL="$ROOT/config/models/small.yaml"
 PY=python
 mkdir -p "$OUT"
+: "${CACHE:=$OUT/cache}"
 STARTED=$(date +%s)
+if [[ -n "$BUDGET_MIN" ]]; then
+  FIRST_SEED=${SEEDS%% *}
+  FIRST_DATA="${LABELLED_DATA:-$OUT/seed_$FIRST_SEED/labelled}"
+  [[ -d "$FIRST_DATA/ImageSets" ]] || "$PY" -m monotakd_ros.data.synth.cli object \
+    --out "$FIRST_DATA" --frames "$LABELLED_FRAMES" --seed "$FIRST_SEED" --val-fraction 0.5 \
+    --test-fraction 0.0
+  # Per seed: teacher, TA, distilled student; then the bag distillation and the control, each
+  # about passes x drives x frames frames with live teacher/TA targets.
+  EXTRA_FRAMES=$(( 2 * DISTILL_PASSES * RAW_DRIVES * RAW_FRAMES ))
+  PLAN=$("$PY" -m monotakd_ros.training.budget --data "$FIRST_DATA" --model-config "$MODEL" \
+    --train-config "$ROOT/config/train/student.yaml" --cache-dir "$CACHE" \
+    --budget-min "$BUDGET_MIN" --seeds $SEEDS --rows 1 1 1 1 --extra-frames "$EXTRA_FRAMES" \
+    --spent-s "$(( $(date +%s) - STARTED ))" --min-steps 20 --device "$DEVICE")
+  echo "$PLAN"
+  LAST_LINE=$(tail -n 1 <<< "$PLAN")  # STEPS=N SEEDS='0 1 2'
+  STEPS=$(sed -n 's/^STEPS=\([0-9][0-9]*\) .*/\1/p' <<< "$LAST_LINE")
+  SEEDS=$(sed -n "s/.*SEEDS='\([0-9 ]*\)'\$/\1/p" <<< "$LAST_LINE")
+  [[ -n "$STEPS" && -n "$SEEDS" ]] || { echo "[experiment] no plan: $LAST_LINE" >&2; exit 2; }
+  TEACHER_STEPS=$STEPS TA_STEPS=$STEPS STUDENT_STEPS=$STEPS
+fi
 echo "[experiment] out=$OUT seeds='$SEEDS' labelled=$LABELLED_FRAMES raw=${RAW_DRIVES}x$RAW_FRAMES" \
   "steps teacher/ta/student=$TEACHER_STEPS/$TA_STEPS/$STUDENT_STEPS passes=$DISTILL_PASSES" \
   "labelled replay/step=$LABELLED_PER_STEP"
@@ -77,7 +106,8 @@ train_stage() {  # stage out steps seed [extra args]
   fi
   "$PY" -m monotakd_ros.training.cli "$stage" --model-config "$MODEL" \
     --train-config "$ROOT/config/train/$stage.yaml" --data "$DATA" --out "$out" \
-    --max-steps "$steps" --seed "$seed" --device "$DEVICE" "$@"
+    --max-steps "$steps" --seed "$seed" --device "$DEVICE" --data-cache --frozen-cache fp16 \
+    --cache-dir "$CACHE" "$@"
 }
 
 for SEED in $SEEDS; do

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
+from training_fixtures import TINY_MODEL, TINY_TRAIN, write_tiny_kitti, write_yaml
 
 from monotakd_ros.errors import ConfigError
+from monotakd_ros.training import budget
 from monotakd_ros.training.budget import SAFETY, StepTimes, Workload, fit_plan
 
 TIMES = StepTimes(teacher_step_s=1.0, ta_step_s=1.0, student_step_s=0.5, frozen_frame_s=0.1,
@@ -50,3 +53,18 @@ def test_a_budget_too_small_for_one_seed_names_the_budget_needed() -> None:
     with pytest.raises(ConfigError, match=r"0\.1 min do not fit one seed of 50 steps per "
                                           r"stage; that needs about 4\.9 min"):
         fit_plan(TIMES, WORK, budget_s=6, seeds=[0], min_steps=50, max_steps=None)
+
+
+def test_the_planner_command_measures_and_prints_the_steps(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_tiny_kitti(tmp_path / "kitti", num_train=4, num_val=1)
+    common = ["--data", str(data), "--model-config", str(write_yaml(tmp_path / "m.yaml",
+                                                                     TINY_MODEL)),
+              "--train-config", str(write_yaml(tmp_path / "t.yaml", TINY_TRAIN)),
+              "--cache-dir", str(tmp_path / "cache"), "--device", "cpu", "--seeds", "0", "1"]
+    assert budget.main([*common, "--budget-min", "600", "--max-steps", "7"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("plan: 7 steps per stage (batch 2: 14 samples, 3.5 epochs of 4 "
+                               "frames), seeds [0, 1]")
+    assert "torch thread(s): teacher" in lines[1] and lines[-1] == "STEPS=7 SEEDS='0 1'"
+    assert budget.main([*common, "--budget-min", "0.001"]) == 2  # nothing fits: named error

@@ -30,19 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monotakd_ros.data.prepared.batches import PreparedFrames
-from monotakd_ros.data.prepared.split_store import SplitSource, prepared_split
 from monotakd_ros.errors import ConfigError, MonotakdError
 from monotakd_ros.models.config import load_model_config
-from monotakd_ros.training.budget import Plan, Workload, fit_plan, measure_step_times
+from monotakd_ros.training.budget import Plan, Workload, calibrate, fit_plan
 from monotakd_ros.training.config import load_train_config
-from monotakd_ros.training.data_loading import (
-    build_val_dataset,
-    choose_threads,
-    default_cache_dir,
-    fits_on_device,
-    input_spec_for,
-)
+from monotakd_ros.training.data_loading import choose_threads, default_cache_dir
 from monotakd_ros.training.distributed import resolve_device
 from monotakd_ros.training.run_state import RunDir
 from monotakd_ros.training.runner import StageRequest, run_stage
@@ -253,25 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
 def plan_to_budget(args: argparse.Namespace, device: torch.device) -> Plan:
     """Measure step times on the prepared split and fit steps and seeds to the budget."""
     model_cfg = load_model_config(args.model_config)
-    spec = input_spec_for(model_cfg)
     cfg = load_train_config(train_config_path(args, "student"),
                             **{k: v for k, v in train_overrides(args).items()
                                if k in ("batch_size", "threads")})
-    store = prepared_split(SplitSource(args.data, cfg.train_split, spec), args.cache_dir,
-                           workers=cfg.workers)
-    resident = fits_on_device(store.nbytes, device, args.resident, "the prepared split")
-    frames = PreparedFrames(store, spec, device, resident)
-    val = build_val_dataset(args.data, args.val_split, spec)
-    times = measure_step_times(model_cfg, frames, cfg, load_val_frame=lambda: val[0])
-    val_frames = min(len(val), args.val_max_frames) if args.val_max_frames else len(val)
+    calibration = calibrate(args.data, model_cfg, cfg, args.cache_dir, device, args.resident,
+                            args.val_split, args.val_max_frames)
     students = [r for r in ROWS if r.stage == "student"]
     work = Workload(teacher_rows=1, ta_rows=1, student_rows=len(students),
                     distilled_rows=sum(r.distill != "none" for r in students),
-                    train_frames=len(frames), val_frames=val_frames,
+                    train_frames=calibration.train_frames, val_frames=calibration.val_frames,
                     frozen_cache=args.frozen_cache != "off")
-    plan = fit_plan(times, work, args.budget_min * 60, args.seeds, args.min_steps,
+    plan = fit_plan(calibration.times, work, args.budget_min * 60, args.seeds, args.min_steps,
                     args.max_steps, spent_s=time.monotonic() - args.started_s)
-    LOG.info("%s", plan.describe(times, work))
+    LOG.info("%s", plan.describe(calibration.times, work))
     return plan
 
 

@@ -10,20 +10,31 @@ seed does not fit either, the error names the budget that would.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from monotakd_ros.data.prepared.batches import FrameAugmentation, PreparedFrames
+from monotakd_ros.data.prepared.batches import FrameAugmentation, PreparedFrames, resident_bytes
+from monotakd_ros.data.prepared.split_store import SplitSource, prepared_split
 from monotakd_ros.distill.config import DetectionLossWeights, distill_preset
-from monotakd_ros.errors import ConfigError
+from monotakd_ros.errors import ConfigError, MonotakdError
 from monotakd_ros.models.build import build_assistant, build_student, build_teacher
-from monotakd_ros.models.config import ModelConfig
-from monotakd_ros.training.config import TrainConfig
+from monotakd_ros.models.config import ModelConfig, load_model_config
+from monotakd_ros.training.config import TrainConfig, load_train_config
+from monotakd_ros.training.data_loading import (
+    build_val_dataset,
+    choose_threads,
+    fits_on_device,
+    input_spec_for,
+)
+from monotakd_ros.training.distributed import resolve_device
 from monotakd_ros.training.stages import FrozenModels, Stage, StudentLoss, build_stage
 
 LOG = logging.getLogger(__name__)
@@ -57,6 +68,7 @@ class Workload:
     train_frames: int
     val_frames: int
     frozen_cache: bool  # targets computed once (2 flip states) instead of every step
+    extra_frames: int = 0  # per seed, e.g. distillation on unlabelled frames (live targets)
 
 
 @dataclass(frozen=True)
@@ -95,7 +107,8 @@ def fixed_seconds_per_seed(times: StepTimes, work: Workload) -> float:
     rows = work.teacher_rows + work.ta_rows + work.student_rows
     frozen = 2 * work.train_frames * times.frozen_frame_s if (
         work.frozen_cache and work.distilled_rows) else 0.0
-    return frozen + rows * (work.val_frames * times.predict_frame_s + ROW_OVERHEAD_S)
+    extra = work.extra_frames * (times.student_step_s / times.batch_size + times.frozen_frame_s)
+    return frozen + extra + rows * (work.val_frames * times.predict_frame_s + ROW_OVERHEAD_S)
 
 
 def step_seconds_per_seed(times: StepTimes, work: Workload) -> float:
@@ -110,6 +123,8 @@ def fit_plan(times: StepTimes, work: Workload, budget_s: float, seeds: Sequence[
     """The most steps (up to ``max_steps``) that fit; fewer seeds if ``min_steps`` does not."""
     fixed, per_step = fixed_seconds_per_seed(times, work), step_seconds_per_seed(times, work)
     available = budget_s * SAFETY - spent_s
+    if max_steps is not None:
+        min_steps = min(min_steps, max_steps)  # a cap below the floor is the run asked for
     for count in range(len(seeds), 0, -1):
         steps = math.floor((available / count - fixed) / per_step) if per_step > 0 else 0
         if max_steps is not None:
@@ -184,3 +199,88 @@ def measure_step_times(model_cfg: ModelConfig, frames: PreparedFrames, cfg: Trai
                       threads=torch.get_num_threads(), device=str(device))
     LOG.info("measured step times: %s", times)
     return times
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Step times measured on a prepared split, with the split sizes they apply to."""
+
+    times: StepTimes
+    train_frames: int
+    val_frames: int
+
+
+def calibrate(data_root: Path, model_cfg: ModelConfig, cfg: TrainConfig, cache_dir: Path,
+              device: torch.device, resident_mode: str, val_split: str,
+              val_max_frames: int = 0) -> Calibration:
+    """Prepare the training split (cached for the runs) and measure the step times on it."""
+    spec = input_spec_for(model_cfg)
+    store = prepared_split(SplitSource(data_root, cfg.train_split, spec), cache_dir,
+                           workers=cfg.workers)
+    resident = fits_on_device(resident_bytes(store), device, resident_mode,
+                              "the prepared split")
+    frames = PreparedFrames(store, spec, device, resident)
+    val = build_val_dataset(data_root, val_split, spec)
+    times = measure_step_times(model_cfg, frames, cfg, load_val_frame=lambda: val[0])
+    val_frames = min(len(val), val_max_frames) if val_max_frames else len(val)
+    return Calibration(times=times, train_frames=len(frames), val_frames=val_frames)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Options of ``python -m monotakd_ros.training.budget`` (used by experiment scripts)."""
+    parser = argparse.ArgumentParser(description="Measure step times and print the steps per "
+                                     "stage that fit a wall-clock budget; last line: STEPS=N "
+                                     "SEEDS='...' for shell scripts.")
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--model-config", type=Path, required=True)
+    parser.add_argument("--train-config", type=Path, required=True,
+                        help="the student's train YAML (batch size, split)")
+    parser.add_argument("--cache-dir", type=Path, required=True)
+    parser.add_argument("--budget-min", type=float, required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--rows", type=int, nargs=4, default=[1, 1, 1, 1],
+                        metavar=("TEACHER", "TA", "STUDENT", "DISTILLED"),
+                        help="trained rows per seed: teacher, TA, student, distilled students")
+    parser.add_argument("--extra-frames", type=int, default=0,
+                        help="frames per seed distilled with live teacher/TA targets")
+    parser.add_argument("--spent-s", type=float, default=0.0, help="budget already used")
+    parser.add_argument("--min-steps", type=int, default=50)
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--val-split", default="val")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--frozen-cache", choices=("off", "fp16", "fp32"), default="fp16")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the plan; exit status 2 (with the reason) when nothing fits."""
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    started = time.monotonic()
+    try:
+        device = resolve_device(args.device)
+        threads = choose_threads(args.threads, device)
+        LOG.info("device %s, %d torch thread(s)", device, threads)
+        cfg = load_train_config(args.train_config, threads=threads)
+        calibration = calibrate(args.data, load_model_config(args.model_config), cfg,
+                                args.cache_dir, device, "auto", args.val_split)
+        teacher, ta, student, distilled = args.rows
+        work = Workload(teacher_rows=teacher, ta_rows=ta, student_rows=student,
+                        distilled_rows=distilled, train_frames=calibration.train_frames,
+                        val_frames=calibration.val_frames,
+                        frozen_cache=args.frozen_cache != "off",
+                        extra_frames=args.extra_frames)
+        plan = fit_plan(calibration.times, work, args.budget_min * 60, args.seeds,
+                        args.min_steps, args.max_steps,
+                        spent_s=args.spent_s + time.monotonic() - started)
+    except MonotakdError as err:
+        LOG.error("%s", err)
+        return 2
+    print(plan.describe(calibration.times, work))
+    print(f"STEPS={plan.steps} SEEDS='{' '.join(str(s) for s in plan.seeds)}'")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,8 +9,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from monotakd_ros.distill.config import DISTILL_MODES
 from monotakd_ros.errors import MonotakdError
 from monotakd_ros.training.distributed import shutdown_distributed
+from monotakd_ros.training.run_state import check_writable
 from monotakd_ros.training.runner import StageRequest, run_stage
 from monotakd_ros.training.stages import STAGE_NAMES
 
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint folder")
     parser.add_argument("--assistant", type=Path, default=None, help="TA checkpoint folder")
-    parser.add_argument("--distill", choices=("none", "cmkd", "imd", "takd"), default=None,
+    parser.add_argument("--distill", choices=DISTILL_MODES, default=None,
                         help="distillation preset (default: the train config's)")
     parser.add_argument("--init-from", type=Path, default=None,
                         help="checkpoint of the same stage and model config whose weights start "
@@ -46,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-steps", type=int, default=None,
                         help="optimiser steps of the whole run (overrides epochs)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    parser.add_argument("--data-cache", action=argparse.BooleanOptionalAction, default=None,
+                        help="train on the prepared split (default: the train config's "
+                        "data_cache)")
+    parser.add_argument("--frozen-cache", choices=("off", "fp16", "fp32"), default=None,
+                        help="student: read the teacher/TA targets from their cache (default: "
+                        "the train config's frozen_cache)")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="folder of the prepared data and frozen targets (train.data_cache, "
                         "train.frozen_cache); default $MONOTAKD_CACHE or ~/.cache/monotakd_ros")
@@ -72,6 +80,12 @@ def _configure_logging(level: str, out: Path) -> logging.Handler | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    try:
+        check_writable(args.out, "--out")  # before train.log is opened there
+    except MonotakdError as err:
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+        LOG.error("%s", err)
+        return 2
     log_file = _configure_logging(args.log_level, args.out)
     request = StageRequest(
         stage=args.stage, model_config=args.model_config, train_config=args.train_config,
@@ -79,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         teacher=args.teacher, assistant=args.assistant, distill=args.distill,
         init_from=args.init_from, resume=args.resume, seed=args.seed,
         max_steps=args.max_steps, device=args.device, cache_dir=args.cache_dir,
+        train_overrides={key: value for key, value in (("data_cache", args.data_cache),
+                                                       ("frozen_cache", args.frozen_cache))
+                         if value is not None},
         command=("monotakd-train", *(sys.argv[1:] if argv is None else argv)))
     try:
         summary = run_stage(request)
