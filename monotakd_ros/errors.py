@@ -23,6 +23,10 @@ class CheckpointError(MonotakdError):
     """A checkpoint is missing, corrupt or incompatible with the requested model."""
 
 
+class TrainingError(MonotakdError):
+    """Training cannot go on (e.g. too many non-finite steps in a row); names the cause."""
+
+
 class BagError(MonotakdError):
     """A rosbag is unreadable, corrupt or lacks the required topics."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -70,7 +72,8 @@ def test_weights_and_meta_round_trip(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "ckpt", model, meta)
     assert sorted(p.name for p in path.iterdir()) == [META_FILE, MODEL_FILE]
     loaded_meta = load_checkpoint_meta(path)
-    assert loaded_meta == meta
+    assert loaded_meta.weights_sha256 == hashlib.sha256((path / MODEL_FILE).read_bytes()).hexdigest()
+    assert dataclasses.replace(loaded_meta, weights_sha256="") == meta
     assert loaded_meta.class_names == ("Car", "Cyclist")
     assert loaded_meta.code_version == __version__
     assert json.loads((path / META_FILE).read_text())["input_spec"]["std"] == list(
@@ -184,7 +187,10 @@ def test_overwrite_replaces_atomically_and_leaves_no_temporaries(tmp_path: Path)
     model, optimizer = trained()
     save_checkpoint(tmp_path / "ckpt", model, make_meta(step=1), optimizer)
     save_checkpoint(tmp_path / "ckpt", model, make_meta(step=2))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    # ckpt is a link to the one version left; the previous version is gone.
+    version = (tmp_path / "ckpt").resolve()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ckpt", version.name])
+    assert version.name.startswith(".ckpt.v-") and (tmp_path / "ckpt").is_symlink()
     assert not (tmp_path / "ckpt" / OPTIMIZER_FILE).exists()
     assert load_checkpoint_meta(tmp_path / "ckpt").step == 2
 
@@ -195,7 +201,8 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="metadata is not plain JSON"):
         save_checkpoint(tmp_path / "ckpt", model, make_meta(model_config={"x": object()}))
     assert load_checkpoint_meta(tmp_path / "ckpt").step == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    version = (tmp_path / "ckpt").resolve().name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ckpt", version])
 
 
 def test_missing_path_names_it(tmp_path: Path) -> None:

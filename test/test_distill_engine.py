@@ -21,6 +21,7 @@ from helpers_distill import (
     write_models,
 )
 from helpers_kitti_raw import kitti_raw_calib, write_synthetic_drive
+from test_training_step import NanOnCalls
 
 from monotakd_ros.bags.frames import iter_bag_frames
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
@@ -35,6 +36,7 @@ from monotakd_ros.errors import (
     CheckpointError,
     ConfigError,
     DatasetError,
+    TrainingError,
 )
 from monotakd_ros.eval.kitti_eval import evaluate_kitti
 from monotakd_ros.model_io.checkpoint import load_checkpoint_meta
@@ -319,9 +321,10 @@ def test_resume_survives_a_crash_in_the_middle_of_a_checkpoint_swap(
     session.run_bags(show_bar=False)
     session.finish()
     last = tmp_path / "run" / "checkpoints" / "last"
-    # What save_checkpoint leaves when killed between moving `last` aside and the new rename.
+    # What the earlier two-rename save left when killed between moving `last` aside and the
+    # new rename: only a hidden complete copy.
     last.rename(last.parent / ".last.old-1234-abcd")
-    with pytest.raises(ConfigError, match=r"\.last\.old-1234-abcd: this run folder already"):
+    with pytest.raises(ConfigError, match=r"checkpoints: this run folder already has a"):
         DistillSession(distiller_config(models, tmp_path / "run", [bag]))
     resumed = DistillSession(distiller_config(models, tmp_path / "run", [bag], resume=True))
     assert resumed.engine.step == 3 and len(resumed.engine.ledger) == 3
@@ -329,3 +332,24 @@ def test_resume_survives_a_crash_in_the_middle_of_a_checkpoint_swap(
     assert resumed.finish().report["frames_used"] == 6
     with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
         DistillSession(distiller_config(models, tmp_path / "other", [bag], resume=True))
+
+
+def test_nan_steps_are_skipped_counted_and_abort_after_n_in_a_row(
+        models: dict[str, Path], bag: Path, tmp_path: Path) -> None:
+    session = DistillSession(distiller_config(models, tmp_path / "run", [bag],
+                                              train={"max_nonfinite_steps": 2}))
+    engine, source = session.engine, str(bag.resolve())
+    wrapper = NanOnCalls(session.stage.loss_module, session.stage.model, nan_calls={2})
+    session.stage.loss_module = wrapper
+    frames = list(iter_bag_frames(bag))
+    for frame in frames[:3]:
+        engine.offer(source, frame)
+    assert engine.step == 2 and len(wrapper.seen) == 3
+    for name, value in wrapper.seen[1].items():  # the NaN step moved no weight
+        assert torch.equal(value, wrapper.seen[2][name]), name
+    assert engine.report()["skipped"] == {"nonfinite_loss": 1}
+    assert engine.stepper.nonfinite_total == 1
+    wrapper.nan_calls = {4, 5}
+    engine.offer(source, frames[3])
+    with pytest.raises(TrainingError, match=r"2 steps in a row \(up to step 3\)"):
+        engine.offer(source, frames[4])

@@ -30,13 +30,12 @@ from std_msgs.msg import String
 
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
 from monotakd_ros.bags.typestore import monotakd_typestore
-from monotakd_ros.distiller.session import resumable_checkpoint
 from monotakd_ros.model_io.checkpoint import load_checkpoint_meta, load_model_weights
 from monotakd_ros.models.build import build_student
 from monotakd_ros.models.config import load_model_config
 from monotakd_ros.nodes.distiller import DistillerNode
 from monotakd_ros.nodes.distiller_cli import build_parser, ros_arguments
-from monotakd_ros.training.run_state import RunDir
+from monotakd_ros.training.run_state import RunDir, resume_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -133,7 +132,7 @@ def test_killed_run_resumes_without_counting_a_frame_twice(models: dict[str, Pat
     finally:
         stop(first)
     # The kill may land between the two renames of a checkpoint swap; resume handles that too.
-    saved = json.loads((resumable_checkpoint(RunDir(out)) / state_file.name).read_text())
+    saved = json.loads((resume_checkpoint(RunDir(out)) / state_file.name).read_text())
     saved_step = saved["step"]
     ledger = saved["extra"]["ledger"]
     assert 0 < saved_step < 72 and ledger["frames_used_total"] == saved_step

@@ -41,8 +41,12 @@ def test_teacher_then_student_through_the_cli(env: dict[str, Path], tmp_path: Pa
     assert main(args_for(env, "teacher", tmp_path / "teacher")) == 0
     assert main(args_for(env, "ta", tmp_path / "ta", "--seed", "3")) == 0
     run = RunDir(tmp_path / "teacher")
-    names = {p.name for p in run.checkpoints.iterdir()}
+    # Each name is a link to one hidden version folder; no other leftovers stay behind.
+    names = {p.name for p in run.checkpoints.iterdir() if not p.name.startswith(".")}
     assert names == {"step_0000002", "step_0000004", "last", "best"}
+    versions = {(run.checkpoints / name).resolve().name for name in names}
+    assert {p.name for p in run.checkpoints.iterdir()} == names | versions
+    assert len(versions) == 4 and all(v.startswith(".") and ".v-" in v for v in versions)
     assert [row["step"] for row in read_csv_rows(run.train_csv)] == ["1", "2", "3", "4"]
     assert [row["step"] for row in read_csv_rows(run.val_csv)] == ["2", "4"]
     assert run.loss_png.read_bytes()[:4] == b"\x89PNG"
@@ -65,6 +69,20 @@ def test_errors_become_exit_code_2_with_the_reason_logged(
     assert main(args_for(env, "teacher", tmp_path / "t", "--unlabeled-drives",
                          str(tmp_path))) == 2
     assert "only the student stage learns from unlabelled frames" in caplog.text
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(args_for(env, "teacher", blocker / "run")) == 2  # before any work is done
+    assert f"--out {blocker / 'run'}: not writable" in caplog.text
+
+
+def test_unwritable_checkpoint_folder_is_found_at_start(env: dict[str, Path], tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    run.checkpoints.write_text("a file where the checkpoint folder goes")
+    assert main(args_for(env, "teacher", run.root)) == 2
+    assert f"checkpoint folder {run.checkpoints}: not writable" in caplog.text
+    assert not run.train_csv.exists()  # no step was taken
 
 
 def _parameters(checkpoint: Path) -> dict[str, torch.Tensor]:

@@ -3,12 +3,14 @@
 Frames (camera image, P, LiDAR points and their extrinsic) are offered one at a time from any
 source: a bag read at full speed or live topics. Each frame becomes a FrameSample through the
 datasets' code path; a full batch makes one optimiser step with the student stage's own loss
-module and frozen models (``training.stages``), so bag distillation and ``monotakd-train`` share
-every loss term and the frozen set-up. Labels are never needed: unlabelled samples carry no
+module and frozen models (``training.stages``) through ``training.step.OptimizerStep``, so bag
+distillation and ``monotakd-train`` share every loss term, the frozen set-up, the step itself
+(AMP, clipping, the non-finite policy) and the resume checks. This engine only decides which
+frames make a batch and when. Labels are never needed: unlabelled samples carry no
 targets, and only the feature (IMD, CMRD) and response terms act. Optionally, labelled frames
 join every step (``replay``), so the ground-truth detection loss keeps acting.
 
-Checkpoints (``training.checkpoint``, atomic) hold weights, optimizer, AMP scaler, RNG, the frame
+Checkpoints (``model_io.checkpoint``, atomic) hold weights, optimizer, AMP scaler, RNG, the frame
 ledger and skip counts, so a resumed run continues exactly where its last checkpoint stood and
 never learns from a frame twice in a pass.
 """
@@ -16,7 +18,6 @@ never learns from a frame twice in a pass.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -25,27 +26,19 @@ from typing import Any
 import torch
 
 from monotakd_ros.bags.frames import BagFrame
-from monotakd_ros.configuration import dataclass_to_dict
 from monotakd_ros.data.batch import FrameSample, collate_frames
 from monotakd_ros.distiller.ledger import FrameLedger, SkipTally
 from monotakd_ros.distiller.replay import LabelledReplay
 from monotakd_ros.distiller.samples import frame_id_of, sample_from_bag_frame
 from monotakd_ros.errors import CheckpointError, ConfigError, MonotakdError
-from monotakd_ros.model_io.checkpoint import (
-    TrainState,
-    load_checkpoint_meta,
-    load_model_weights,
-    load_optimizer_state,
-    load_train_state,
-    save_checkpoint,
-)
+from monotakd_ros.model_io.checkpoint import TrainState
 from monotakd_ros.training.config import TrainConfig
 from monotakd_ros.training.logging_utils import CsvLog
 from monotakd_ros.training.rng_state import capture_rng_state, restore_rng_state
 from monotakd_ros.training.run_state import RunDir
 from monotakd_ros.training.schedule import learning_rate_at
-from monotakd_ros.training.stages import Stage, config_differences
-from monotakd_ros.training.trainer import apply_gradients, autocast_context, build_optimizer
+from monotakd_ros.training.stages import Stage
+from monotakd_ros.training.step import OptimizerStep, restore_step_state, save_step_state
 
 LOG = logging.getLogger(__name__)
 FRAMES_LOG = "frames_log.csv"
@@ -66,8 +59,7 @@ class DistillEngine:
         self.run = run
         self.device = device
         self.horizon_steps = horizon_steps or train.max_steps
-        self.optimizer = build_optimizer(stage.model, train)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=train.amp == "fp16")
+        self.stepper = OptimizerStep(stage.model, train, device)
         self.replay = replay
         self.step = 0
         self.ledger = FrameLedger()
@@ -145,26 +137,22 @@ class DistillEngine:
         pending, self._pending = self._pending, []
         started = time.perf_counter()
         lr = self._learning_rate()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        self.stepper.set_learning_rate(lr)
         samples = [sample for _, _, sample in pending]
         if self.replay is not None:
             samples += self.replay.samples_for_step(self.step)
         batch = collate_frames(samples).to(self.device)
-        # The student stage's own targets and loss, exactly as monotakd-train computes them.
-        with autocast_context(self.device, self.train.amp):
+
+        def forward(micro: int) -> dict[str, torch.Tensor]:
+            # The student stage's own targets and loss, exactly as monotakd-train computes them.
             frozen = self.stage.frozen_outputs(batch)  # no_grad inside
-            terms = self.stage.loss_module(batch, frozen)
-        losses = {name: float(value.detach()) for name, value in terms.items()}
-        if not math.isfinite(losses["total"]):
+            return self.stage.loss_module(batch, frozen)
+
+        outcome = self.stepper.run(forward, step=self.step + 1)
+        losses = outcome.losses
+        if not outcome.applied:  # skipped, counted and logged by the stepper
             self.skip("nonfinite_loss", len(pending))
-            LOG.warning("step %d: non-finite loss terms %s; frames left out", self.step, losses)
             return
-        self.scaler.scale(terms["total"]).backward()
-        grad_norm = apply_gradients(self.stage.model, self.optimizer, self.scaler,
-                                    self.train.grad_clip)
-        if grad_norm is not None:
-            losses["grad_norm"] = grad_norm
         self.step += 1
         for source, stamp_ns, _ in pending:
             self.ledger.add(source, stamp_ns)
@@ -221,14 +209,10 @@ class DistillEngine:
                            rng=capture_rng_state(), extra={
                                "ledger": self.ledger.to_data(),
                                "skipped": self.skips.to_data(),
-                               "scaler": self.scaler.state_dict(),
                                "eval_results": self.eval_results,
                                "horizon_steps": self.horizon_steps,
-                               "train_config": dataclass_to_dict(self.train),
                            })
-        meta = self.stage.checkpoint_meta(self.step, self.ledger.pass_index,
-                                          self._checkpoint_metrics())
-        save_checkpoint(path, self.stage.model, meta, self.optimizer, state)
+        save_step_state(path, self.stage, self.stepper, state, self._checkpoint_metrics())
         LOG.info("checkpoint %s: step %d, %d frames used", path, self.step,
                  self.ledger.frames_used_total)
         return path
@@ -240,22 +224,13 @@ class DistillEngine:
     def restore(self, path: Path, keep_open_skips: bool) -> None:
         """Continue from a checkpoint ``save`` wrote (same model config and run kind)."""
         path = Path(path)
-        meta = load_checkpoint_meta(path)
-        if meta.stage != "student":
-            raise CheckpointError(f"{path}: is a {meta.stage!r} checkpoint, the distiller "
-                                  "resumes a student")
-        differences = config_differences(meta.model_config,
-                                         dataclass_to_dict(self.stage.model_cfg))
-        if differences:
-            raise CheckpointError(f"{path}: model config changed since the run started: "
-                                  + "; ".join(differences[:5]))
-        state = load_train_state(path)
-        if "ledger" not in state.extra:
-            raise CheckpointError(f"{path}: has no frame ledger; it was not written by the "
-                                  "distiller (use it as student_init instead of resuming)")
-        load_model_weights(path, self.stage.model)
-        load_optimizer_state(path, self.optimizer)
-        self.scaler.load_state_dict(state.extra.get("scaler", {}))
+
+        def has_ledger(state: TrainState) -> None:
+            if "ledger" not in state.extra:
+                raise CheckpointError(f"{path}: has no frame ledger; it was not written by the "
+                                      "distiller (use it as student_init instead of resuming)")
+
+        state = restore_step_state(path, self.stage, self.stepper, has_ledger)
         restore_rng_state(state.rng)
         self.step = state.step
         self.ledger = FrameLedger.from_data(state.extra["ledger"], str(path))

@@ -32,7 +32,12 @@ from monotakd_ros.models.config import ModelConfig, load_model_config
 from monotakd_ros.training.data_loading import input_spec_for
 from monotakd_ros.training.distributed import resolve_device
 from monotakd_ros.training.rng_state import seed_everything
-from monotakd_ros.training.run_state import RunDir
+from monotakd_ros.training.run_state import (
+    RunDir,
+    check_writable,
+    has_saved_state,
+    resume_checkpoint,
+)
 from monotakd_ros.training.stages import Stage, build_stage, load_checked_checkpoint
 
 LOG = logging.getLogger(__name__)
@@ -72,32 +77,18 @@ def build_student_stage(config: DistillerConfig) -> Stage:
     return stage
 
 
-def resumable_checkpoint(run: RunDir) -> Path | None:
-    """``checkpoints/last``, or the previous one if a crash hit the swap of a new one."""
-    if run.last.is_dir():
-        return run.last
-    # save_checkpoint moves the old directory aside before renaming the new one into place.
-    leftovers = sorted(run.checkpoints.glob(f".{run.last.name}.old-*"),
-                       key=lambda path: path.stat().st_mtime)
-    if leftovers:
-        LOG.warning("%s is missing; resuming from %s, left by an interrupted save", run.last,
-                    leftovers[-1])
-        return leftovers[-1]
-    return None
-
-
 class DistillSession:
     """Owns the engine of one run and the evaluations around it."""
 
     def __init__(self, config: DistillerConfig) -> None:
         self.config = config
         self.run = RunDir(Path(config.out_dir))
-        resume_from = resumable_checkpoint(self.run)
-        if resume_from is not None and not config.resume:
-            raise ConfigError(f"{resume_from}: this run folder already has a checkpoint; set "
-                              "resume to continue it or choose another out_dir")
-        if config.resume and resume_from is None:
-            raise CheckpointError(f"{self.run.last}: no checkpoint to resume from")
+        if has_saved_state(self.run) and not config.resume:
+            raise ConfigError(f"{self.run.checkpoints}: this run folder already has a "
+                              "checkpoint; set resume to continue it or choose another out_dir")
+        resume_from = resume_checkpoint(self.run) if config.resume else None
+        check_writable(self.run.root, "out_dir")
+        check_writable(self.run.checkpoints, "checkpoint folder")
         self.calib: CameraCalib | None = (calib_from_file(config.calib_file)
                                           if config.calib_file is not None else None)
         self.topics = topic_overrides(config.image_topic, config.camera_info_topic,

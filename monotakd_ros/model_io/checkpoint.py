@@ -11,33 +11,34 @@ A checkpoint is either a directory::
 
 or a single ``*.safetensors`` file (weights only) whose header holds the text of ``meta.json``.
 Nothing here unpickles: tensors come from safetensors, structure from JSON.
+
+``meta.json`` is written last and carries the sha256 of ``model.safetensors``: metadata that
+does not belong to the weights beside it is refused, and so are weights holding NaN or inf.
+Directories are written as versions behind an atomically replaced link (``model_io.atomic``).
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
+import hashlib
 import json
 import logging
-import os
-import shutil
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import safetensors
 import safetensors.torch
 import torch
-from safetensors.torch import load as tensors_from_safetensors_bytes
 from torch import nn
 
 from monotakd_ros import __version__
 from monotakd_ros.configuration import dataclass_from_dict, dataclass_to_dict
 from monotakd_ros.errors import CheckpointError, ConfigError
+from monotakd_ros.model_io import atomic
 from monotakd_ros.model_io.input_spec import InputSpec
+from monotakd_ros.model_io.plain_data import decode_plain, encode_plain
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class CheckpointMeta:
     metrics: dict[str, float] = field(default_factory=dict)
     code_version: str = __version__
     format_version: int = FORMAT_VERSION
+    weights_sha256: str = ""  # of model.safetensors; set by save_checkpoint ("" in a file)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -87,23 +89,20 @@ def save_checkpoint(path: Path, model: nn.Module, meta: CheckpointMeta,
                     train_state: TrainState | Mapping[str, Any] | None = None) -> Path:
     """Write a checkpoint atomically: a directory, or one file if ``path`` ends in .safetensors."""
     path = Path(path)
-    try:
-        meta_text = json.dumps(dataclass_to_dict(meta), indent=2, sort_keys=True)
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: metadata is not plain JSON data ({err})") from err
+    meta_text = _meta_text(meta, path)
     weights = _storable_tensors(model.state_dict())
     if path.suffix == ".safetensors":
         if optimizer is not None or train_state is not None:
             raise CheckpointError(f"{path}: a single-file checkpoint holds weights only; "
                                   "save training state to a directory path")
-        _write_atomically(path, lambda tmp: _save_tensors(
-            weights, tmp, {"format": "pt", _META_HEADER_KEY: meta_text}))
+        atomic.write_file(path, lambda tmp: _save_tensors(
+            weights, tmp, {"format": "pt", _META_HEADER_KEY: meta_text}), _nbytes(weights))
         return path
 
     def write_directory(tmp: Path) -> None:
         tmp.mkdir()
         _save_tensors(weights, tmp / MODEL_FILE, {"format": "pt"})
-        (tmp / META_FILE).write_text(meta_text + "\n")
+        digest = hashlib.sha256((tmp / MODEL_FILE).read_bytes()).hexdigest()
         if optimizer is not None:
             tensors: dict[str, torch.Tensor] = {}
             structure = encode_plain(optimizer.state_dict(), tensors, "optimizer")
@@ -114,9 +113,46 @@ def save_checkpoint(path: Path, model: nn.Module, meta: CheckpointMeta,
                      else _train_state_from_data(train_state, path))
             encoded = encode_plain(dataclasses.asdict(state), None, "trainer_state")
             (tmp / TRAINER_STATE_FILE).write_text(json.dumps(encoded, indent=1) + "\n")
+        # Last: a version folder with a meta.json that matches its weights is complete.
+        hashed = dataclasses.replace(meta, weights_sha256=digest)
+        (tmp / META_FILE).write_text(_meta_text(hashed, path) + "\n")
 
-    _write_atomically(path, write_directory)
+    atomic.write_directory(path, write_directory, _nbytes(weights))
     return path
+
+
+def recover_directory(path: Path, needs_train_state: bool = True) -> Path | None:
+    """``path`` if it is a complete checkpoint, else the newest complete leftover of its saves.
+
+    Leftovers are the hidden versions and temporaries a kill can leave next to ``path`` (see
+    ``model_io.atomic``; ``.NAME.tmp-*``/``.NAME.old-*`` of the earlier two-rename scheme).
+    """
+    path = Path(path)
+    if is_complete_checkpoint(path, needs_train_state):
+        return path
+    complete = [p for p in atomic.leftovers_of(path)
+                if is_complete_checkpoint(p, needs_train_state)]
+    if not complete:
+        return None
+    best = max(complete, key=lambda p: (load_checkpoint_meta(p).step, p.lstat().st_mtime))
+    logger.warning("%s is missing or incomplete; using %s, left by an interrupted save", path,
+                   best)
+    return best
+
+
+def is_complete_checkpoint(path: Path, needs_train_state: bool = True) -> bool:
+    """Whether a directory holds readable metadata, the weights it names and the train state."""
+    if not (path.is_dir() and (path / MODEL_FILE).is_file()):
+        return False
+    try:
+        meta = load_checkpoint_meta(path)
+        if meta.weights_sha256 and meta.weights_sha256 != _sha256_of(path / MODEL_FILE):
+            return False
+        if needs_train_state:
+            load_train_state(path)
+    except CheckpointError:
+        return False
+    return True
 
 
 def load_checkpoint_meta(path: Path) -> CheckpointMeta:
@@ -153,7 +189,7 @@ def load_model_weights(path: Path, model: nn.Module,
                        strict: bool = True) -> tuple[list[str], list[str]]:
     """Load weights into ``model``; returns (missing, unexpected) keys, which strict forbids."""
     source = _existing_weights_file(Path(path))
-    tensors = _read_tensors(source)
+    tensors = _read_checked_weights(source)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -204,64 +240,6 @@ def load_train_state(path: Path) -> TrainState:
     return _train_state_from_data(decode_plain(_parse_json(text, source), {}, source), source)
 
 
-def encode_plain(value: Any, tensors: dict[str, torch.Tensor] | None, key: str) -> Any:
-    """JSON-safe form of nested data; tensors go to ``tensors`` (or inline if it is None).
-
-    Tuples, non-string dict keys, numpy arrays and tensors are tagged so that
-    ``decode_plain`` gives back exactly the same types.
-    """
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, torch.Tensor):
-        if tensors is None:
-            blob = safetensors.torch.save({"t": value.detach().cpu().contiguous()})
-            return {"__tensor_b64__": base64.b64encode(blob).decode("ascii")}
-        tensors[key] = value.detach()
-        return {"__tensor__": key}
-    if isinstance(value, np.ndarray):
-        return {"__ndarray__": {"dtype": value.dtype.str, "shape": list(value.shape),
-                                "data": value.ravel().tolist()}}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return {"__tuple__": [encode_plain(v, tensors, f"{key}.{i}")
-                              for i, v in enumerate(value)]}
-    if isinstance(value, list):
-        return [encode_plain(v, tensors, f"{key}.{i}") for i, v in enumerate(value)]
-    if isinstance(value, Mapping):
-        if all(isinstance(k, str) and not k.startswith("__") for k in value):
-            return {k: encode_plain(v, tensors, f"{key}.{k}") for k, v in value.items()}
-        return {"__items__": [[encode_plain(k, None, key), encode_plain(v, tensors, f"{key}.{k}")]
-                              for k, v in value.items()]}
-    raise CheckpointError(f"{key}: cannot store a value of type {type(value).__name__}")
-
-
-def decode_plain(value: Any, tensors: Mapping[str, torch.Tensor], source: Path) -> Any:
-    """Inverse of ``encode_plain``; ``source`` names the file in error messages."""
-    if isinstance(value, list):
-        return [decode_plain(v, tensors, source) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if len(value) != 1 or not next(iter(value)).startswith("__"):
-        return {k: decode_plain(v, tensors, source) for k, v in value.items()}
-    (tag, body), = value.items()
-    try:
-        if tag == "__tuple__":
-            return tuple(decode_plain(v, tensors, source) for v in body)
-        if tag == "__items__":
-            return {decode_plain(k, tensors, source): decode_plain(v, tensors, source)
-                    for k, v in body}
-        if tag == "__tensor__":
-            return tensors[body]
-        if tag == "__tensor_b64__":
-            return tensors_from_safetensors_bytes(base64.b64decode(body))["t"]
-        if tag == "__ndarray__":
-            return np.asarray(body["data"], dtype=np.dtype(body["dtype"])).reshape(body["shape"])
-    except (KeyError, TypeError, ValueError, safetensors.SafetensorError) as err:
-        raise CheckpointError(f"{source}: unreadable {tag} entry ({err!r})") from err
-    raise CheckpointError(f"{source}: unknown tag {tag!r}")
-
-
 def _train_state_from_data(data: Any, source: Path) -> TrainState:
     try:
         return dataclass_from_dict(TrainState, dict(data), where=str(source))
@@ -288,37 +266,6 @@ def _save_tensors(tensors: dict[str, torch.Tensor], target: Path,
     safetensors.torch.save_file(tensors, str(target), metadata=header)
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Write into a hidden sibling, flush it to disk, then swap it in with ``os.replace``.
-
-    Replacing a directory takes two renames; a crash between them leaves the previous
-    checkpoint as ``.<name>.old-<token>`` next to the missing path.
-    """
-    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp = path.parent / f".{path.name}.tmp-{token}"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        for written in (sorted(tmp.iterdir()) if tmp.is_dir() else [tmp]):
-            with open(written, "rb") as handle:
-                os.fsync(handle.fileno())
-        if path.is_dir():
-            # os.replace cannot overwrite a non-empty directory: move the old one aside first.
-            old = path.parent / f".{path.name}.old-{token}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    except OSError as err:
-        raise CheckpointError(f"{path}: cannot write checkpoint ({err})") from err
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
-
-
 def _existing_weights_file(path: Path) -> Path:
     source = path / MODEL_FILE if path.is_dir() else path
     if not source.is_file():
@@ -333,6 +280,64 @@ def _read_header(source: Path) -> dict[str, str]:
     except (safetensors.SafetensorError, OSError) as err:
         raise CheckpointError(f"{source}: corrupt or unreadable safetensors file "
                               f"({err})") from err
+
+
+def _read_checked_weights(source: Path) -> dict[str, torch.Tensor]:
+    """Weights of a checkpoint, refused if its meta.json names other weights or any is NaN/inf."""
+    data = _read_bytes(source)
+    try:
+        tensors = safetensors.torch.load(data)
+    except (safetensors.SafetensorError, ValueError) as err:
+        raise CheckpointError(f"{source}: corrupt or unreadable safetensors file "
+                              f"({err})") from err
+    expected, actual = _recorded_sha256(source), hashlib.sha256(data).hexdigest()
+    if expected is not None and actual != expected:
+        raise CheckpointError(f"{source.parent / META_FILE}: weights_sha256 {expected[:12]}... "
+                              f"does not match {source} ({actual[:12]}...); the metadata "
+                              "belongs to other weights")
+    not_finite = [key for key, value in sorted(tensors.items())
+                  if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if not_finite:
+        raise CheckpointError(f"{source}: non-finite weights (NaN or inf) in "
+                              f"{_first(not_finite)}; the run that wrote them diverged")
+    return tensors
+
+
+def _recorded_sha256(source: Path) -> str | None:
+    """The weights hash in the meta.json beside ``source`` (None: single file or legacy)."""
+    meta_file = source.parent / META_FILE
+    if source.name != MODEL_FILE or not meta_file.is_file():
+        return None
+    try:
+        recorded = json.loads(meta_file.read_text()).get("weights_sha256") or None
+    except (OSError, ValueError, AttributeError):
+        return None  # load_checkpoint_meta reports unreadable metadata with its own message
+    if recorded is None:
+        logger.warning("%s has no weights_sha256 (written before it existed); its weights are "
+                       "trusted as they are", meta_file)
+    return recorded
+
+
+def _read_bytes(source: Path) -> bytes:
+    try:
+        return source.read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"{source}: cannot read ({err.strerror})") from err
+
+
+def _sha256_of(source: Path) -> str:
+    return hashlib.sha256(_read_bytes(source)).hexdigest()
+
+
+def _meta_text(meta: CheckpointMeta, path: Path) -> str:
+    try:
+        return json.dumps(dataclass_to_dict(meta), indent=2, sort_keys=True)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: metadata is not plain JSON data ({err})") from err
+
+
+def _nbytes(tensors: Mapping[str, torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def _read_tensors(source: Path) -> dict[str, torch.Tensor]:

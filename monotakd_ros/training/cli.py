@@ -12,6 +12,7 @@ from pathlib import Path
 from monotakd_ros.distill.config import DISTILL_MODES
 from monotakd_ros.errors import MonotakdError
 from monotakd_ros.training.distributed import shutdown_distributed
+from monotakd_ros.training.run_state import check_writable
 from monotakd_ros.training.runner import StageRequest, run_stage
 from monotakd_ros.training.stages import STAGE_NAMES
 
@@ -79,6 +80,12 @@ def _configure_logging(level: str, out: Path) -> logging.Handler | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    try:
+        check_writable(args.out, "--out")  # before train.log is opened there
+    except MonotakdError as err:
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+        LOG.error("%s", err)
+        return 2
     log_file = _configure_logging(args.log_level, args.out)
     request = StageRequest(
         stage=args.stage, model_config=args.model_config, train_config=args.train_config,

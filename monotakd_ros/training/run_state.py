@@ -3,32 +3,29 @@
 A checkpoint at step ``s`` holds the state after ``s`` optimiser steps: weights, optimizer,
 AMP scaler, every rank's RNG snapshot, and where in which epoch the next batch comes from. The
 LR schedule is a pure function of the step, so it needs no state of its own.
+
+``checkpoints/last`` (and ``best``, ``step_*``) are links to versions written whole before one
+rename switches them (``model_io.atomic``). ``resume_checkpoint`` finds the newest complete one
+wherever a kill left it; a run folder that has any is never restarted from step 0.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
 
 from monotakd_ros.configuration import dataclass_to_dict
-from monotakd_ros.errors import CheckpointError
-from monotakd_ros.model_io.checkpoint import (
-    TrainState,
-    load_checkpoint_meta,
-    load_model_weights,
-    load_optimizer_state,
-    load_train_state,
-    save_checkpoint,
-)
+from monotakd_ros.errors import CheckpointError, ConfigError
+from monotakd_ros.model_io.checkpoint import TrainState, is_complete_checkpoint, recover_directory
 from monotakd_ros.training.config import TrainConfig
 from monotakd_ros.training.distributed import DistContext, gather_objects
 from monotakd_ros.training.rng_state import capture_rng_state, restore_rng_state
-from monotakd_ros.training.stages import Stage, config_differences
+from monotakd_ros.training.stages import Stage
+from monotakd_ros.training.step import OptimizerStep, restore_step_state, save_step_state
 
 LOG = logging.getLogger(__name__)
 
@@ -88,6 +85,44 @@ class Progress:
     best_step: int | None = None
 
 
+def check_writable(folder: Path, what: str) -> None:
+    """ConfigError naming ``folder`` unless a file can be created, flushed and removed there."""
+    probe = folder / f".write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as handle:
+            handle.write(b"ok")
+            os.fsync(handle.fileno())
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"{what} {folder}: not writable ({err.strerror or err})") from err
+
+
+def has_saved_state(run: RunDir) -> bool:
+    """Whether the run folder holds checkpoints or their leftovers (a run to resume)."""
+    return run.checkpoints.is_dir() and any(run.checkpoints.iterdir())
+
+
+def resume_checkpoint(run: RunDir) -> Path:
+    """``last``, or the newest complete checkpoint a kill left (versions, temporaries, step_*)."""
+    found = recover_directory(run.last)
+    if found is not None:
+        return found
+    steps = [p for p in run.checkpoints.glob("step_*") if is_complete_checkpoint(p)]
+    if steps:
+        newest = max(steps, key=lambda p: p.name)
+        LOG.warning("%s is missing or incomplete; resuming from %s", run.last, newest)
+        return newest
+    if has_saved_state(run):
+        left = sorted(p.name for p in run.checkpoints.iterdir())
+        raise CheckpointError(f"{run.checkpoints}: no complete checkpoint to resume from (found "
+                              f"only {left[:5]}); the run is not restarted from step 0 over "
+                              "them: remove that folder or choose another --out")
+    raise CheckpointError(f"{run.last}: no checkpoint to resume from; this run folder has "
+                          "never saved one (train without --resume, or point --out at the run "
+                          "folder)")
+
+
 def write_run_configs(run: RunDir, stage: Stage, cfg: TrainConfig, command: list[str]) -> None:
     """Record the resolved model and train configs and the command line in the run folder."""
     run.root.mkdir(parents=True, exist_ok=True)
@@ -97,10 +132,10 @@ def write_run_configs(run: RunDir, stage: Stage, cfg: TrainConfig, command: list
     (run.root / "run_config.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
-def save_training_checkpoint(path: Path, stage: Stage, optimizer: torch.optim.Optimizer,
-                             scaler: torch.amp.GradScaler, progress: Progress,
-                             steps_per_epoch: int, total_steps: int, cfg: TrainConfig,
-                             ctx: DistContext, metrics: dict[str, float] | None = None) -> None:
+def save_training_checkpoint(path: Path, stage: Stage, stepper: OptimizerStep,
+                             progress: Progress, steps_per_epoch: int, total_steps: int,
+                             cfg: TrainConfig, ctx: DistContext,
+                             metrics: dict[str, float] | None = None) -> None:
     """Checkpoint after ``progress.step`` steps; every rank calls it, rank 0 writes."""
     rng_per_rank = gather_objects(capture_rng_state(), ctx)
     if not ctx.is_main:
@@ -112,55 +147,30 @@ def save_training_checkpoint(path: Path, stage: Stage, optimizer: torch.optim.Op
         "batch_in_epoch": step_in_epoch * cfg.grad_accum,
         "steps_per_epoch": steps_per_epoch,
         "total_steps": total_steps,
-        "scaler": scaler.state_dict(),
         "best_metric": progress.best_metric,
         "best_step": progress.best_step,
-        "train_config": dataclass_to_dict(cfg),
     })
-    meta = stage.checkpoint_meta(progress.step, epoch, metrics)
-    save_checkpoint(path, stage.model, meta, optimizer, state)
+    save_step_state(path, stage, stepper, state, metrics)
 
 
-def restore_training(path: Path, stage: Stage, optimizer: torch.optim.Optimizer,
-                     scaler: torch.amp.GradScaler, steps_per_epoch: int, total_steps: int,
-                     cfg: TrainConfig, ctx: DistContext) -> Progress:
-    """Load everything ``save_training_checkpoint`` wrote; refuse a run that cannot match."""
-    if not path.is_dir():
-        raise CheckpointError(f"{path}: no checkpoint to resume from (train without --resume "
-                              "first, or point --out at the run folder)")
-    meta = load_checkpoint_meta(path)
-    if meta.stage != stage.name:
-        raise CheckpointError(f"{path}: is a {meta.stage!r} run, cannot resume it as "
-                              f"{stage.name!r}")
-    differences = config_differences(meta.model_config, dataclass_to_dict(stage.model_cfg))
-    if differences:
-        raise CheckpointError(f"{path}: model config changed since the run started: "
-                              + "; ".join(differences[:5]))
-    state = load_train_state(path)
-    _check_same_schedule(path, state, steps_per_epoch, total_steps, cfg)
-    load_model_weights(path, stage.model)
-    load_optimizer_state(path, optimizer)
-    scaler.load_state_dict(state.extra.get("scaler", {}))
+def restore_training(run: RunDir, stage: Stage, stepper: OptimizerStep, steps_per_epoch: int,
+                     total_steps: int, cfg: TrainConfig, ctx: DistContext) -> Progress:
+    """Continue from ``resume_checkpoint(run)``; refuse a run that cannot continue exactly."""
+    path = resume_checkpoint(run)
+
+    def same_schedule(state: TrainState) -> None:
+        for key, now in (("steps_per_epoch", steps_per_epoch), ("total_steps", total_steps)):
+            if state.extra.get(key) != now:
+                raise CheckpointError(
+                    f"{path}: {key} was {state.extra.get(key)} and is now {now}; the data set, "
+                    "batch size, world size, grad_accum, epochs or max_steps changed, so the "
+                    "run cannot continue exactly")
+
+    state = restore_step_state(path, stage, stepper, same_schedule)
     _restore_rank_rng(path, state, ctx)
     LOG.info("resumed %s at step %d (epoch %d)", path, state.step, state.epoch)
     return Progress(step=state.step, best_metric=state.extra.get("best_metric"),
                     best_step=state.extra.get("best_step"))
-
-
-def _check_same_schedule(path: Path, state: TrainState, steps_per_epoch: int,
-                         total_steps: int, cfg: TrainConfig) -> None:
-    saved: dict[str, Any] = state.extra
-    for key, now in (("steps_per_epoch", steps_per_epoch), ("total_steps", total_steps)):
-        if saved.get(key) != now:
-            raise CheckpointError(
-                f"{path}: {key} was {saved.get(key)} and is now {now}; the data set, batch "
-                "size, world size, grad_accum, epochs or max_steps changed, so the run cannot "
-                "continue exactly")
-    saved_cfg = saved.get("train_config", {})
-    changed = config_differences(saved_cfg, dataclass_to_dict(cfg)) if saved_cfg else []
-    if changed:
-        LOG.warning("%s: train config differs from the original run: %s", path,
-                    "; ".join(changed[:5]))
 
 
 def _restore_rank_rng(path: Path, state: TrainState, ctx: DistContext) -> None:

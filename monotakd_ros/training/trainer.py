@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from monotakd_ros.training.run_state import (
 )
 from monotakd_ros.training.schedule import learning_rate_at
 from monotakd_ros.training.stages import Stage
+from monotakd_ros.training.step import OptimizerStep
 from monotakd_ros.training.validation import ValidationResult
 
 LOG = logging.getLogger(__name__)
@@ -57,39 +56,6 @@ def total_steps_of(cfg: TrainConfig, steps_per_epoch: int) -> int:
     return cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * steps_per_epoch
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; biases and normalisation parameters (1-D) get no weight decay."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in trainable if p.ndim >= 2]
-    no_decay = [p for p in trainable if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
-
-
-def autocast_context(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """Autocast for ``amp`` = fp16 (CUDA only) or bf16, a no-op for ``off``."""
-    if amp == "off":
-        return contextlib.nullcontext()
-    if amp == "fp16" and device.type != "cuda":
-        raise ConfigError(f"train.amp: fp16 needs a CUDA device, running on {device}; use bf16")
-    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def apply_gradients(model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scaler: torch.amp.GradScaler, grad_clip: float) -> float | None:
-    """Clip on unscaled gradients (if ``grad_clip`` > 0), step, zero them; returns the norm."""
-    grad_norm = None
-    if grad_clip > 0:
-        scaler.unscale_(optimizer)
-        grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), grad_clip))
-    scaler.step(optimizer)
-    scaler.update()
-    optimizer.zero_grad(set_to_none=True)
-    return grad_norm
-
-
 def _wrap_for_ddp(stage: Stage, cfg: TrainConfig, ctx: DistContext) -> nn.Module:
     if not ctx.is_distributed:
         return stage.loss_module
@@ -101,11 +67,10 @@ def _wrap_for_ddp(stage: Stage, cfg: TrainConfig, ctx: DistContext) -> nn.Module
 class _Checkpointer:
     """Validation and checkpoints at a step boundary; every rank calls, rank 0 writes."""
 
-    def __init__(self, stage: Stage, optimizer: torch.optim.Optimizer,
-                 scaler: torch.amp.GradScaler, progress: Progress, steps_per_epoch: int,
-                 total_steps: int, cfg: TrainConfig, run: RunDir, ctx: DistContext,
-                 validator: Validator | None) -> None:
-        self.stage, self.optimizer, self.scaler = stage, optimizer, scaler
+    def __init__(self, stage: Stage, stepper: OptimizerStep, progress: Progress,
+                 steps_per_epoch: int, total_steps: int, cfg: TrainConfig, run: RunDir,
+                 ctx: DistContext, validator: Validator | None) -> None:
+        self.stage, self.stepper = stage, stepper
         self.progress, self.cfg, self.run, self.ctx = progress, cfg, run, ctx
         self.steps_per_epoch, self.total_steps = steps_per_epoch, total_steps
         self.validator = validator
@@ -114,7 +79,7 @@ class _Checkpointer:
 
     def save(self, path: Path, metrics: dict[str, float] | None = None) -> None:
         """Checkpoint of the state after ``progress.step`` steps."""
-        save_training_checkpoint(path, self.stage, self.optimizer, self.scaler, self.progress,
+        save_training_checkpoint(path, self.stage, self.stepper, self.progress,
                                  self.steps_per_epoch, self.total_steps, self.cfg, self.ctx,
                                  metrics)
 
@@ -176,21 +141,19 @@ def train(stage: Stage, data: TrainLoader, cfg: TrainConfig, run: RunDir, ctx: D
                               f"{ctx.device}")
         nn.SyncBatchNorm.convert_sync_batchnorm(stage.loss_module)  # replaces BN in place
     stage.model.train()
-    optimizer = build_optimizer(stage.model, cfg)
-    scaler = torch.amp.GradScaler(ctx.device.type, enabled=cfg.amp == "fp16")
+    stepper = OptimizerStep(stage.model, cfg, ctx.device)
     steps_per_epoch = data.batches_per_epoch // cfg.grad_accum
     total_steps = total_steps_of(cfg, steps_per_epoch)
     progress = Progress()
     if resume:
-        progress = restore_training(run.last, stage, optimizer, scaler, steps_per_epoch,
-                                    total_steps, cfg, ctx)
+        progress = restore_training(run, stage, stepper, steps_per_epoch, total_steps, cfg, ctx)
     model = _wrap_for_ddp(stage, cfg, ctx)
     train_log = CsvLog(run.train_csv)
     if ctx.is_main:  # rows written after the resumed checkpoint belong to lost work
         train_log.truncate_after(progress.step + 1)
         CsvLog(run.val_csv).truncate_after(progress.step + 1)
-    checkpoints = _Checkpointer(stage, optimizer, scaler, progress, steps_per_epoch,
-                                total_steps, cfg, run, ctx, validator)
+    checkpoints = _Checkpointer(stage, stepper, progress, steps_per_epoch, total_steps, cfg,
+                                run, ctx, validator)
     start_step = progress.step
     epoch, step_in_epoch = divmod(start_step, steps_per_epoch)
     batches = data.batches(epoch, step_in_epoch * cfg.grad_accum,
@@ -201,41 +164,34 @@ def train(stage: Stage, data: TrainLoader, cfg: TrainConfig, run: RunDir, ctx: D
     while progress.step < total_steps:
         # 1. the LR is a pure function of the step
         lr = learning_rate_at(progress.step, total_steps, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        stepper.set_learning_rate(lr)
         # 2. validate and checkpoint the state reached after `step` steps
         checkpoints.at_step(start_step)
         if stop_at_step is not None and progress.step >= stop_at_step:
             checkpoints.save(run.last)
             stopped_early = True
             break
-        # 3. accumulate gradients over grad_accum micro-batches (DDP syncs on the last one)
+        # 3. accumulate over grad_accum micro-batches (DDP syncs on the last), clip, step;
+        #    a non-finite step is skipped but still consumes its batches, so resume stays exact
         started = time.perf_counter()
-        sums: dict[str, float] = {}
-        for micro in range(cfg.grad_accum):
+
+        def forward(micro: int) -> dict[str, torch.Tensor]:
             batch = next(batches).to(ctx.device)
-            is_last = micro == cfg.grad_accum - 1
-            no_sync = model.no_sync if ctx.is_distributed and not is_last else (
-                contextlib.nullcontext)
-            with no_sync():
-                with autocast_context(ctx.device, cfg.amp):
-                    frozen = stage.frozen_outputs(batch)  # no_grad inside
-                    terms = model(batch, frozen)
-                scaler.scale(terms["total"] / cfg.grad_accum).backward()
-            for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) / cfg.grad_accum
-        # 4. clip on unscaled gradients, then step
-        grad_norm = apply_gradients(stage.model, optimizer, scaler, cfg.grad_clip)
-        if grad_norm is not None:
-            sums["grad_norm"] = grad_norm
+            frozen = stage.frozen_outputs(batch)  # no_grad inside
+            return model(batch, frozen)
+
+        outcome = stepper.run(forward, cfg.grad_accum,
+                              no_sync=model.no_sync if ctx.is_distributed else None,
+                              reduce=lambda sums: mean_across_ranks(sums, ctx),
+                              step=progress.step + 1)
+        losses = outcome.losses
         progress.step += 1
-        # 5. log, averaged over ranks; rank 0 writes
-        losses = mean_across_ranks(sums, ctx)
-        if not math.isfinite(losses["total"]):
-            LOG.warning("step %d: non-finite loss terms %s", progress.step, losses)
+        # 4. log, averaged over ranks; rank 0 writes
         if ctx.is_main:
             seconds = time.perf_counter() - started
-            train_log.append(progress.step, {"lr": lr, **losses, "step_time_s": seconds})
+            skipped = {} if outcome.applied else {"skipped_nonfinite": 1.0}
+            train_log.append(progress.step, {"lr": lr, **losses, **skipped,
+                                             "step_time_s": seconds})
             bar.update(1)
             if cfg.log_interval and progress.step % cfg.log_interval == 0:
                 bar.set_postfix(loss=f"{losses['total']:.4f}", lr=f"{lr:.2e}")
