@@ -72,6 +72,7 @@ def test_params_file_is_read_by_rclpy(context: Context) -> None:
     (Parameter("image_topic", value=" "), "image_topic: must not be empty"),
     (Parameter("diag_drop_rate_warn", value=0.95), "diag_drop_rate_warn/error"),
     (Parameter("marker_lifetime", value=-1.0), "marker_lifetime"),
+    (Parameter("network_path", value="tensorrt"), "network_path: expected 'auto', 'eager'"),
 ])
 def test_bad_values_name_the_parameter(context: Context, parameter: Parameter,
                                        match: str) -> None:
