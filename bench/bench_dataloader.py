@@ -1,4 +1,4 @@
-"""Data pipeline cost per frame: prepare_image alone, a full KITTI sample, and batch collation.
+"""Data pipeline cost: prepare_image, a full KITTI sample, collation, and prepared batches.
 
 Writes a few synthetic KITTI-format frames at full resolution (375 x 1242, ~120k LiDAR points
 like an HDL-64E scan) into a temporary directory and times the pipeline on them.
@@ -25,6 +25,8 @@ from monotakd_ros.data.datasets import KittiFrameDataset
 from monotakd_ros.data.kitti.calib import object_calib_from_camera_calib
 from monotakd_ros.data.kitti.labels import KittiLabels
 from monotakd_ros.data.kitti.object_dataset import KittiObjectWriter
+from monotakd_ros.data.prepared.batches import PreparedFrames, draw_augmentation
+from monotakd_ros.data.prepared.split_store import SplitSource, prepared_split
 from monotakd_ros.data.synth.rig import KITTI_IMAGE_HW, kitti_camera_calib
 from monotakd_ros.model_io.input_spec import InputSpec
 
@@ -95,6 +97,22 @@ def main() -> None:
         samples = [plain[i % args.frames] for i in range(4)]
         report("collate_frames, batch of 4", timed_ms(lambda: collate_frames(samples),
                                                       args.repeats))
+        report("live: 4 augmented samples + collate", timed_ms(
+            lambda: collate_frames([augmented[next(counter) % args.frames] for _ in range(4)]),
+            args.repeats))
+        store = prepared_split(SplitSource(root, "train", spec), root / "cache")
+        config = AugmentConfig(0.5, 0.2, 0.2)
+        for resident in (False, True):
+            frames = PreparedFrames(store, spec, torch.device("cpu"), resident)
+            name = f"prepared batch of 4, {'resident' if resident else 'memory-mapped'}"
+
+            def prepared_batch(frames: PreparedFrames = frames) -> object:
+                start = next(counter)
+                rows = [(start + k) % args.frames for k in range(4)]
+                return frames.batch(rows, draw_augmentation(config, [start + k for k in
+                                                                     range(4)]))
+
+            report(name, timed_ms(prepared_batch, args.repeats))
     print("target: no explicit figure in design.md; a worker must keep up with the training "
           "step (several frames/s per worker). Timings on a shared machine are noisy.")
 

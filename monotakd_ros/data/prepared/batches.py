@@ -141,21 +141,25 @@ class PreparedFrames:
     def _images(self, images_u8: torch.Tensor, valid_rows: torch.Tensor, flipped: torch.Tensor,
                 augmentation: FrameAugmentation) -> torch.Tensor:
         """(B, 3, H, W) uint8 -> jittered, mirrored, normalised float32 with a zero pad."""
+        if bool(flipped.any()):
+            images_u8 = images_u8.clone()
+            images_u8[flipped] = images_u8[flipped].flip(-1)  # exact on uint8
         pixels = images_u8.float()
         valid = self._row_index < valid_rows.view(-1, 1, 1, 1)  # (B, 1, H, 1)
-        gain = torch.as_tensor(augmentation.brightness * augmentation.contrast,
-                               dtype=torch.float32, device=self.device)
         if np.any(augmentation.brightness != 1.0) or np.any(augmentation.contrast != 1.0):
+            gain = torch.as_tensor(augmentation.brightness * augmentation.contrast,
+                                   dtype=torch.float32, device=self.device)
             grey = (pixels * self._grey).sum(1, keepdim=True)  # (B, 1, H, W)
             count = valid_rows.float() * self._width
             mean_grey = (grey * valid).sum(dim=(1, 2, 3)) / count.clamp_min(1.0)
             offset = torch.as_tensor(augmentation.brightness * (1.0 - augmentation.contrast),
                                      dtype=torch.float32, device=self.device) * mean_grey
-            pixels = (pixels * gain.view(-1, 1, 1, 1) + offset.view(-1, 1, 1, 1))
-            pixels = pixels.round().clamp(0.0, 255.0)
-        pixels = torch.where(flipped.view(-1, 1, 1, 1), pixels.flip(-1), pixels)
-        normalised = pixels * self._gain - self._shift
-        return normalised * valid
+            pixels = pixels.mul_(gain.view(-1, 1, 1, 1)).add_(offset.view(-1, 1, 1, 1))
+            pixels = pixels.round_().clamp_(0.0, 255.0)
+        normalised = pixels.mul_(self._gain).sub_(self._shift)
+        if bool((valid_rows < pixels.shape[2]).any()):
+            normalised = normalised.mul_(valid)
+        return normalised
 
     def _points(self, points: torch.Tensor, flipped: bool) -> torch.Tensor:
         """Points of one frame, mirrored if flipped, inside the point range."""
