@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -12,12 +13,17 @@ from helpers_models import T_RECT_FROM_LIDAR, tiny_config
 from monotakd_ros.distill import DistillConfig, distill_preset, student_losses
 from monotakd_ros.distill.config import DetectionLossWeights
 from monotakd_ros.distill.detection_loss import detection_loss, sigmoid_focal_loss
-from monotakd_ros.distill.feature_distill import cmrd_target, imd_loss
+from monotakd_ros.distill.feature_distill import (
+    cmrd_loss,
+    cmrd_target,
+    foreground_cells,
+    imd_loss,
+)
 from monotakd_ros.distill.losses import LossTerms, detector_losses
 from monotakd_ros.distill.response_distill import quality_focal_loss, response_loss
 from monotakd_ros.errors import ConfigError
 from monotakd_ros.models import build_assistant, build_student, build_teacher, freeze
-from monotakd_ros.models.config import ModelConfig
+from monotakd_ros.models.config import ModelConfig, ScnetConfig, SpatialCueConfig
 from monotakd_ros.models.outputs import HeadOutput
 from monotakd_ros.models.target_assigner import AnchorTargets, assign_targets
 
@@ -65,6 +71,32 @@ def test_cmrd_target_thresholds_each_sample_at_its_own_max() -> None:
     torch.testing.assert_close(target, expected)
 
 
+def test_signed_cmrd_target_keeps_the_sign_and_thresholds_the_magnitude() -> None:
+    teacher = torch.tensor([[[[10.0, 0.0], [0.0, 7.0]]]])
+    assistant = torch.tensor([[[[0.0, 9.0], [3.0, 0.0]]]])
+    signed = cmrd_target(teacher, assistant, threshold_ratio=0.6, normalize=False, signed=True)
+    torch.testing.assert_close(signed, torch.tensor([[[[10.0, -9.0], [0.0, 7.0]]]]))
+    none_cut = cmrd_target(teacher, assistant, threshold_ratio=0.0, normalize=False)
+    torch.testing.assert_close(none_cut, torch.tensor([[[[10.0, 9.0], [3.0, 7.0]]]]))
+
+
+def test_foreground_weighted_cmrd_by_hand() -> None:
+    """Cells the teacher scores > thr weigh 1 + w; the MSE is averaged over the weights."""
+    logits = torch.full((1, 2 * 3 * 2, 3), -9.0)  # (B, ny·nx·anchors, C): 2 x 3 cells, 2 anchors
+    logits[0, 2 * 4 + 1, 2] = 0.0  # cell (row 1, col 1), its 2nd anchor, class 2: score 0.5
+    foreground = foreground_cells(logits, (2, 3), score_threshold=0.1)
+    expected = torch.zeros(1, 1, 2, 3)
+    expected[0, 0, 1, 1] = 1.0
+    torch.testing.assert_close(foreground, expected)
+    student, target = torch.zeros(1, 2, 2, 3), torch.zeros(1, 2, 2, 3)
+    target[0, :, 1, 1] = 2.0  # error 4 on both channels of the foreground cell
+    target[0, :, 0, 0] = 1.0  # error 1 on a background cell
+    weights = 1.0 + 3.0 * foreground  # foreground 4, the other five cells 1: sum 9
+    expected_loss = (4.0 * 4.0 * 2 + 1.0 * 1.0 * 2) / (9.0 * 2)
+    assert float(cmrd_loss(student, target, weights)) == pytest.approx(expected_loss)
+    assert float(cmrd_loss(student, target)) == pytest.approx((4.0 * 2 + 2) / 12)
+
+
 def test_normalised_feature_loss_is_scale_free_but_not_blind() -> None:
     torch.manual_seed(0)
     a, b = torch.rand(2, 4, 5, 5), torch.rand(2, 4, 5, 5)
@@ -108,12 +140,56 @@ def test_presets_switch_the_right_terms() -> None:
     assert takd.needs_teacher and takd.needs_assistant
     assert (takd.imd_weight, takd.cmrd_weight, takd.cmrd_threshold_ratio) == (1.0, 0.2, 0.6)
     assert takd.uses_response and cmkd.uses_response and not imd.uses_response
+    assert imd.response_cls_weight == 0.0  # "imd" is IMD + GT only, not TAKD without CMRD
     with pytest.raises(ConfigError, match="distill mode 'lpcg'"):
         distill_preset("lpcg")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="distill.imd_weight"):
         DistillConfig(imd_weight=-1.0)
     with pytest.raises(ConfigError, match="cmrd_threshold_ratio"):
         DistillConfig(cmrd_threshold_ratio=1.5)
+
+
+def test_upstream_and_cmkd_presets_carry_the_published_weights() -> None:
+    upstream = distill_preset("upstream")
+    assert (upstream.response_cls_weight, upstream.response_box_weight,
+            upstream.response_dir_weight) == (2.0, 2.0, 0.4)
+    assert (upstream.cmrd_weight, upstream.imd_weight, upstream.gt_weight) == (0.2, 0.0, 0.0)
+    assert upstream.cmrd_threshold_ratio == 0.6 and upstream.cmkd_weight == 0.0
+    cmkd = distill_preset("cmkd")
+    assert (cmkd.cmkd_weight, cmkd.normalize_features, cmkd.response_cls_weight) == (32.0, False,
+                                                                                   2.0)
+    assert cmkd.imd_weight == cmkd.cmrd_weight == 0.0 and not cmkd.needs_assistant
+
+
+def test_factorial_presets_differ_only_in_the_feature_terms() -> None:
+    cells = {(0.0, 0.0): "response", (1.0, 0.0): "imd_response", (0.0, 0.2): "cmrd_response",
+             (1.0, 0.2): "takd"}
+    takd = distill_preset("takd")
+    for (imd, cmrd), name in cells.items():
+        cfg = distill_preset(name)  # type: ignore[arg-type]
+        assert (cfg.imd_weight, cfg.cmrd_weight, cfg.cmkd_weight) == (imd, cmrd, 0.0), name
+        assert cfg.uses_response and cfg.gt_weight == 1.0, name
+        assert dataclasses.replace(cfg, imd_weight=1.0, cmrd_weight=0.2) == takd, name
+
+
+def test_gt_weight_scales_and_switches_off_the_detection_terms() -> None:
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    student, teacher = build_student(cfg), freeze(build_teacher(cfg))
+    s = _scene(cfg)
+    out = student(s["images"], s["P2"], s["T"])
+    with torch.no_grad():
+        t_out = teacher(s["points"])
+    targets = assign_targets(student.head.anchors, student.head.anchor_classes, s["boxes"],
+                             s["classes"], cfg.head)
+    full = student_losses(distill_preset("response"), out, targets=targets, teacher=t_out)
+    half = student_losses(distill_preset("response", gt_weight=0.5), out, targets=targets,
+                          teacher=t_out)
+    torch.testing.assert_close(half.det_box, 0.5 * full.det_box)
+    upstream = student_losses(distill_preset("upstream", cmrd_weight=0.0), out, targets=targets,
+                              teacher=t_out)
+    assert set(upstream.present()) == {"resp_cls", "resp_box", "resp_dir"}
+    torch.testing.assert_close(upstream.resp_box, 2.0 * full.resp_box)
 
 
 # ---------------------------------------------------------------- gradient routing
@@ -188,6 +264,27 @@ def test_each_term_alone_trains_exactly_its_student_modules(term: str) -> None:
     assert trained == ROUTES[term]
     for frozen_model in (teacher, ta):
         assert all(p.grad is None for p in frozen_model.parameters())
+
+
+def test_published_modules_sit_where_the_terms_expect_them() -> None:
+    """SCNet refines F_S (trained by IMD, not by CMRD); SAM is trained by CMRD, not by IMD."""
+    torch.manual_seed(0)
+    cfg = tiny_config(scnet=ScnetConfig(blocks=1, pooling=2),
+                      spatial_cue=SpatialCueConfig(aspp_rates=(2,), se_reduction=4,
+                                                   alignment="sam"), fusion_style="ffm")
+    student, ta, teacher = build_student(cfg), freeze(build_assistant(cfg)), build_teacher(cfg)
+    s = _scene(cfg)
+    with torch.no_grad():
+        t_out = teacher(s["points"])
+        ta_out = ta(s["images"], s["P2"], s["T"], s["depth"])
+    for term, trains, spares in (("imd", "scnet", "spatial_cue"),
+                                 ("cmrd", "spatial_cue", "scnet")):
+        student.zero_grad(set_to_none=True)
+        out = student(s["images"], s["P2"], s["T"])
+        loss_cfg = DistillConfig(**{**ZERO, **ONLY[term], "cmrd_threshold_ratio": 0.0})
+        student_losses(loss_cfg, out, teacher=t_out, assistant=ta_out).total.backward()
+        assert _group_has_grad(getattr(student, trains)), term
+        assert not _group_has_grad(getattr(student, spares)), term
 
 
 def test_missing_targets_for_enabled_terms_are_config_errors() -> None:

@@ -1,11 +1,17 @@
 """Loss configuration: detection weights and the distillation switches, with ablation presets.
 
-Presets (``distill_preset``), the ablations of the paper:
+Presets (``distill_preset``); "response" = the three response terms, "GT" = the detection loss
+on labelled frames. docs/method.md gives the reasons for every deviation from upstream.
 
+- ``upstream``: the released upstream student loss: 0.2 · CMRD + response at upstream weights
+  (QFL 2.0, Smooth-L1 2.0, direction 0.4), no GT term (upstream's IMD is detached: weight 0).
+- ``takd``: the project's full MonoTAKD: IMD + 0.2 · CMRD + response (1.0, 1.0, 0.2) + GT.
+- the factorial around it, response and GT always on: ``response`` (neither feature term),
+  ``imd_response`` (TAKD without CMRD), ``cmrd_response`` (TAKD without IMD), ``takd``.
 - ``none``: GT detection loss only (a plain monocular student).
-- ``cmkd``: CMKD-style, no TA: MSE(F_S, F_T) plus response distillation from the teacher.
-- ``imd``: IMD only: MSE(F_S, F_TA) plus the GT detection loss.
-- ``takd``: full MonoTAKD: IMD + 0.2 · CMRD + response distillation (+ GT when labelled).
+- ``imd``: IMD + GT with no response terms (the first release's "IMD only" row).
+- ``cmkd``: CMKD as published, no TA: raw MSE(F_S, F_T) at upstream's weight 32 + response at
+  upstream weights + GT.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from typing import Any, Literal
 from monotakd_ros.configuration import bounded, check_fields
 from monotakd_ros.errors import ConfigError
 
-DistillMode = Literal["none", "cmkd", "imd", "takd"]
+DistillMode = Literal["none", "cmkd", "imd", "takd", "upstream", "response", "imd_response",
+                      "cmrd_response"]
+DISTILL_MODES: tuple[str, ...] = DistillMode.__args__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -39,12 +47,17 @@ class DistillConfig:
     """Weights of every student loss term; a weight of 0 switches the term off."""
 
     detection: DetectionLossWeights = field(default_factory=DetectionLossWeights)
+    gt_weight: float = bounded(1.0, ge=0)  # scales the GT detection terms; 0 = teacher only
     # optional CE on LiDAR depth bins (CaDDN-style); needs depth maps
     depth_weight: float = bounded(0.0, ge=0)
     imd_weight: float = bounded(1.0, ge=0)  # MSE(F_S, F_TA)
     cmrd_weight: float = bounded(0.2, ge=0)  # MSE(F_S_spa, R), R = |F_T - F_TA| thresholded
     # R entries below ratio · max(R) (per sample) → 0
     cmrd_threshold_ratio: float = bounded(0.6, ge=0, lt=1)
+    cmrd_signed: bool = False  # R = F_T - F_TA (threshold on |R|) instead of |F_T - F_TA|
+    # extra CMRD weight on cells the teacher scores above response_score_threshold:
+    # per-cell weight 1 + w·foreground, the MSE averaged over the weights
+    cmrd_foreground_weight: float = bounded(0.0, ge=0)
     cmkd_weight: float = bounded(0.0, ge=0)  # MSE(F_S, F_T), CMKD-style (no TA)
     normalize_features: bool = True  # compare maps each divided by its own RMS
     response_cls_weight: float = bounded(1.0, ge=0)  # quality focal loss vs teacher scores
@@ -75,11 +88,19 @@ class DistillConfig:
 
 _NO_RESPONSE = {"response_cls_weight": 0.0, "response_box_weight": 0.0,
                 "response_dir_weight": 0.0}
-_PRESETS: dict[str, dict[str, float]] = {
-    "none": {"imd_weight": 0.0, "cmrd_weight": 0.0, "cmkd_weight": 0.0, **_NO_RESPONSE},
-    "cmkd": {"imd_weight": 0.0, "cmrd_weight": 0.0, "cmkd_weight": 1.0},
-    "imd": {"imd_weight": 1.0, "cmrd_weight": 0.0, "cmkd_weight": 0.0, **_NO_RESPONSE},
-    "takd": {"imd_weight": 1.0, "cmrd_weight": 0.2, "cmkd_weight": 0.0},
+_UPSTREAM_RESPONSE = {"response_cls_weight": 2.0, "response_box_weight": 2.0,
+                      "response_dir_weight": 0.4}
+_NO_FEATURES = {"imd_weight": 0.0, "cmrd_weight": 0.0, "cmkd_weight": 0.0}
+_PRESETS: dict[str, dict[str, float | bool]] = {
+    "upstream": {**_NO_FEATURES, "cmrd_weight": 0.2, "gt_weight": 0.0, **_UPSTREAM_RESPONSE},
+    "takd": {**_NO_FEATURES, "imd_weight": 1.0, "cmrd_weight": 0.2},
+    "imd_response": {**_NO_FEATURES, "imd_weight": 1.0},
+    "cmrd_response": {**_NO_FEATURES, "cmrd_weight": 0.2},
+    "response": {**_NO_FEATURES},
+    "none": {**_NO_FEATURES, **_NO_RESPONSE},
+    "imd": {**_NO_FEATURES, "imd_weight": 1.0, **_NO_RESPONSE},
+    "cmkd": {**_NO_FEATURES, "cmkd_weight": 32.0, "normalize_features": False,
+             **_UPSTREAM_RESPONSE},
 }
 
 

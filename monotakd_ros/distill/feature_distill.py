@@ -51,17 +51,29 @@ def cmkd_loss(bev_student: torch.Tensor, bev_teacher: torch.Tensor, normalize: b
 
 
 def cmrd_target(bev_teacher: torch.Tensor, bev_assistant: torch.Tensor, threshold_ratio: float,
-                normalize: bool = True) -> torch.Tensor:
-    """R = |F_T − F_TA| with entries below ``threshold_ratio · max(R)`` (per sample) set to 0."""
+                normalize: bool = True, signed: bool = False) -> torch.Tensor:
+    """R = |F_T − F_TA| (or F_T − F_TA if ``signed``); |R| < ratio · max|R| per sample → 0."""
     teacher = bev_teacher.detach().float()
     assistant = bev_assistant.detach().float()
     if normalize:
         teacher, assistant = teacher / sample_rms(teacher), assistant / sample_rms(assistant)
-    residual = (teacher - assistant).abs()
-    peak = residual.amax(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
-    return torch.where(residual >= threshold_ratio * peak, residual, torch.zeros_like(residual))
+    residual = teacher - assistant
+    magnitude = residual.abs()
+    peak = magnitude.amax(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+    kept = residual if signed else magnitude
+    return torch.where(magnitude >= threshold_ratio * peak, kept, torch.zeros_like(kept))
 
 
-def cmrd_loss(bev_spatial: torch.Tensor, residual_target: torch.Tensor) -> torch.Tensor:
-    """Cross-modality residual distillation: MSE(F_S_spa, R)."""
-    return feature_mse(bev_spatial, residual_target, normalize=False)
+def foreground_cells(teacher_cls_logits: torch.Tensor, grid_hw: tuple[int, int],
+                     score_threshold: float) -> torch.Tensor:
+    """(B, 1, ny, nx) 1.0 where any of a cell's anchors scores above the threshold (teacher)."""
+    batch = teacher_cls_logits.shape[0]
+    scores = torch.sigmoid(teacher_cls_logits.detach().float())  # (B, ny·nx·anchors, C)
+    per_cell = scores.reshape(batch, grid_hw[0], grid_hw[1], -1).amax(dim=-1)  # (B, ny, nx)
+    return (per_cell > score_threshold).float().unsqueeze(1)
+
+
+def cmrd_loss(bev_spatial: torch.Tensor, residual_target: torch.Tensor,
+              cell_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-modality residual distillation: MSE(F_S_spa, R), optionally cell-weighted."""
+    return feature_mse(bev_spatial, residual_target, normalize=False, cell_weights=cell_weights)

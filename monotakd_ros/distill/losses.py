@@ -15,7 +15,13 @@ import torch
 
 from monotakd_ros.distill.config import DetectionLossWeights, DistillConfig
 from monotakd_ros.distill.detection_loss import depth_supervision_loss, detection_loss
-from monotakd_ros.distill.feature_distill import cmkd_loss, cmrd_loss, cmrd_target, imd_loss
+from monotakd_ros.distill.feature_distill import (
+    cmkd_loss,
+    cmrd_loss,
+    cmrd_target,
+    foreground_cells,
+    imd_loss,
+)
 from monotakd_ros.distill.response_distill import response_loss
 from monotakd_ros.errors import ConfigError
 from monotakd_ros.models.config import DepthBinsConfig
@@ -62,11 +68,11 @@ class LossTerms:
 
 
 def _add_detection(terms: LossTerms, head: HeadOutput, targets: AnchorTargets,
-                   weights: DetectionLossWeights) -> None:
+                   weights: DetectionLossWeights, scale: float = 1.0) -> None:
     det = detection_loss(head, targets, weights)
-    terms.det_cls = weights.cls_weight * det.cls
-    terms.det_box = weights.box_weight * det.box
-    terms.det_dir = weights.dir_weight * det.dir
+    terms.det_cls = scale * weights.cls_weight * det.cls
+    terms.det_box = scale * weights.box_weight * det.box
+    terms.det_dir = scale * weights.dir_weight * det.dir
 
 
 def detector_losses(head: HeadOutput, targets: AnchorTargets,
@@ -94,8 +100,8 @@ def student_losses(cfg: DistillConfig, student: CameraDetectorOutput, *,
     features = student.features
     need_ta = "distill.imd_weight/cmrd_weight > 0 need the TA output"
     need_teacher = "distill cmrd/cmkd/response weights > 0 need the teacher output"
-    if targets is not None:
-        _add_detection(terms, student.head, targets, cfg.detection)
+    if targets is not None and cfg.gt_weight > 0:
+        _add_detection(terms, student.head, targets, cfg.detection, cfg.gt_weight)
     if cfg.depth_weight > 0:
         message = "distill.depth_weight > 0 needs depth maps, depth bins and predicted depth"
         terms.depth = cfg.depth_weight * depth_supervision_loss(
@@ -108,8 +114,13 @@ def student_losses(cfg: DistillConfig, student: CameraDetectorOutput, *,
     if cfg.cmrd_weight > 0:
         ta, lidar = _given(assistant, need_ta), _given(teacher, need_teacher)
         residual = cmrd_target(lidar.features.bev, ta.features.bev_visual,
-                               cfg.cmrd_threshold_ratio, cfg.normalize_features)
-        terms.cmrd = cfg.cmrd_weight * cmrd_loss(features.bev_spatial, residual)
+                               cfg.cmrd_threshold_ratio, cfg.normalize_features, cfg.cmrd_signed)
+        weights = None
+        if cfg.cmrd_foreground_weight > 0:
+            foreground = foreground_cells(lidar.head.cls_logits, residual.shape[-2:],
+                                          cfg.response_score_threshold)
+            weights = 1.0 + cfg.cmrd_foreground_weight * foreground
+        terms.cmrd = cfg.cmrd_weight * cmrd_loss(features.bev_spatial, residual, weights)
     if cfg.cmkd_weight > 0:
         lidar = _given(teacher, need_teacher)
         terms.cmkd = cfg.cmkd_weight * cmkd_loss(features.bev_visual, lidar.features.bev,

@@ -15,16 +15,22 @@ from monotakd_ros.configuration import (
     load_yaml_mapping,
 )
 from monotakd_ros.data.augment import AugmentConfig
-from monotakd_ros.distill.config import DetectionLossWeights, DistillConfig, distill_preset
+from monotakd_ros.distill.config import (
+    DetectionLossWeights,
+    DistillConfig,
+    DistillMode,
+    distill_preset,
+)
 from monotakd_ros.errors import ConfigError
 
 Schedule = Literal["onecycle", "cosine", "constant"]
 DevicePreference = Literal["auto", "cpu", "cuda"]
 AmpMode = Literal["off", "fp16", "bf16"]
-DistillMode = Literal["none", "cmkd", "imd", "takd"]
 ResidentMode = Literal["auto", "on", "off"]
 FrozenCacheMode = Literal["off", "fp16", "fp32"]
 _FIXED_BY_STAGE = ("detection",)  # set through TrainConfig.detection, not the overrides
+_BOOL_DISTILL_FIELDS = {f.name for f in dataclasses.fields(DistillConfig)
+                        if f.type in (bool, "bool")}
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ class TrainConfig:
             if key not in allowed:
                 raise ConfigError(f"train.distill_overrides.{key}: unknown; allowed: "
                                   f"{sorted(allowed)}")
-            if isinstance(value, bool) != (key == "normalize_features"):
+            if isinstance(value, bool) != (key in _BOOL_DISTILL_FIELDS):
                 raise ConfigError(f"train.distill_overrides.{key}: wrong type {value!r}")
             if not isinstance(value, (bool, int, float)):
                 raise ConfigError(f"train.distill_overrides.{key}: expected a number, "
