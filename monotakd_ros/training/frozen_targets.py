@@ -143,7 +143,10 @@ class CachedFrozenTargets:
 
     def to(self, device: torch.device) -> CachedFrozenTargets:
         """Keep resident arrays (or deliver batches) on ``device``."""
-        self.device = torch.device(device)
+        device = torch.device(device)
+        if self.tensors and device == self.device:
+            return self  # already resident there
+        self.device = device
         if self.resident:
             self.tensors = {name: _resident(array, self.device, name)
                             for name, array in self.arrays.items()}
