@@ -72,7 +72,8 @@ def test_weights_and_meta_round_trip(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "ckpt", model, meta)
     assert sorted(p.name for p in path.iterdir()) == [META_FILE, MODEL_FILE]
     loaded_meta = load_checkpoint_meta(path)
-    assert loaded_meta.weights_sha256 == hashlib.sha256((path / MODEL_FILE).read_bytes()).hexdigest()
+    digest = hashlib.sha256((path / MODEL_FILE).read_bytes()).hexdigest()
+    assert loaded_meta.weights_sha256 == digest
     assert dataclasses.replace(loaded_meta, weights_sha256="") == meta
     assert loaded_meta.class_names == ("Car", "Cyclist")
     assert loaded_meta.code_version == __version__
