@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from sensor_msgs.msg import CameraInfo, Image
 
-from monotakd_ros.eval.camera_set import TEST_CAMERAS, markdown_table, score_cameras
+from monotakd_ros.eval.camera_set import CAMERA_SETS, markdown_table, score_cameras
 from monotakd_ros.inference.predictor import CAMERA_MODES, StudentPredictor
 from monotakd_ros.ros.camera_input import projection_from_camera_info
 from monotakd_ros.ros.image_conversion import array_to_image_msg, image_msg_to_bgr8
@@ -52,21 +52,25 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--camera-mode", choices=CAMERA_MODES, default="virtual")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cameras", choices=sorted(CAMERA_SETS), default="four",
+                        help="four: KITTI, 640x480, 1280x720, 1920x1080; near_kitti: KITTI's "
+                             "image with fx 620 / 721.5 / 830")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     predictor = StudentPredictor.from_checkpoint(args.model, device="cpu",
                                                  camera_mode=args.camera_mode)
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, {args.threads} thread(s); model {args.model}; "
-          f"camera_mode {args.camera_mode}; seed {args.seed}, {args.frames} frames")
+          f"camera_mode {args.camera_mode}; cameras {args.cameras}; seed {args.seed}, "
+          f"{args.frames} frames")
     start = time.perf_counter()
-    scores = score_cameras(args.seed, range(args.frames), TEST_CAMERAS,
+    scores = score_cameras(args.seed, range(args.frames), CAMERA_SETS[args.cameras],
                            node_input_path(predictor))
     print(markdown_table(scores))
-    kitti, vga = scores[0], scores[1]
-    print(f"AP3D Moderate 640x480 / KITTI: {vga.car_ap3d_r40[1]:.2f} / "
+    kitti, second = scores[0], scores[1]
+    print(f"AP3D Moderate {second.name} / KITTI: {second.car_ap3d_r40[1]:.2f} / "
           f"{kitti.car_ap3d_r40[1]:.2f} = "
-          f"{vga.car_ap3d_r40[1] / max(kitti.car_ap3d_r40[1], 1e-9):.2f}")
+          f"{second.car_ap3d_r40[1] / max(kitti.car_ap3d_r40[1], 1e-9):.2f}")
     for s in scores:
         print(f"{s.name}: median |rel depth error| {100 * s.median_abs_rel_depth_error:.1f} % "
               f"(KITTI {100 * kitti.median_abs_rel_depth_error:.1f} %, difference "

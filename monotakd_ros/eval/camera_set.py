@@ -55,6 +55,15 @@ TEST_CAMERAS = (
     TestCamera("1920x1080 fx1400", (1080, 1920), (1400.0, 1400.0, 960.0, 540.0)),
 )
 
+# KITTI's image size and principal point with a shorter and a longer focal length: cameras near,
+# but not equal to, the training camera (the intrinsics augmentation measurement).
+NEAR_KITTI_CAMERAS = (
+    TestCamera("kitti 1242x375 fx721.5", KITTI_IMAGE_HW),
+    TestCamera("1242x375 fx620", KITTI_IMAGE_HW, (620.0, 620.0, 609.5593, 172.854)),
+    TestCamera("1242x375 fx830", KITTI_IMAGE_HW, (830.0, 830.0, 609.5593, 172.854)),
+)
+CAMERA_SETS = {"four": TEST_CAMERAS, "near_kitti": NEAR_KITTI_CAMERAS}
+
 
 def render_through_cameras(seed: int, index: int,
                            cameras: Sequence[TestCamera]) -> list[SynthFrame]:
