@@ -143,6 +143,11 @@ def test_unacknowledged_delivery_is_reported_before_the_end(bag) -> None:
                        "--topics", layout.IMAGE_TOPIC, "--delay", "2", "--ack-timeout", "1.5",
                        "--wait-for-subscribers", f"{layout.IMAGE_TOPIC}:1")
         assert reader.stdout.readline().strip() == "matched"
+        # Both sides matched (a reader stopped earlier may never finish discovery).
+        line = "-"
+        while line and "subscribers matched" not in line:
+            line = replay.stdout.readline()
+        assert "subscribers matched; playing in 2.0 s" in line
         reader.send_signal(signal.SIGSTOP)  # still matched, but acknowledges nothing
         code, output = wait_for_exit(replay, 30.0)
     finally:

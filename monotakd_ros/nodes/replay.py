@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "some node subscribes TOPIC (e.g. a detector's output)")
     parser.add_argument("--wait-timeout", type=float, default=30.0,
                         help="seconds to wait for subscribers before playing anyway")
-    parser.add_argument("--ack-timeout", type=float, default=30.0,
+    parser.add_argument("--ack-timeout", type=float, default=10.0,
                         help="seconds to wait for every matched reliable reader to acknowledge "
                              "every message before announcing the end")
     parser.add_argument("--linger", type=float, default=0.0,
@@ -195,12 +195,8 @@ class ReplayNode(Node):
         Best-effort topics count as delivered (DDS does not acknowledge them).
         """
         deadline = time.monotonic() + timeout_s
-        unconfirmed = []
-        for topic, publisher in sorted(self._replay_publishers.items()):
-            left_s = max(deadline - time.monotonic(), 0.0)
-            if not publisher.wait_for_all_acked(Duration(nanoseconds=int(left_s * 1e9))):
-                unconfirmed.append(topic)
-        return unconfirmed
+        return [topic for topic, publisher in sorted(self._replay_publishers.items())
+                if not _all_acked(publisher, deadline)]
 
     def announce_finished(self, timeout_s: float) -> bool:
         """Tell listeners (the evaluator) that the replay has published everything.
@@ -208,7 +204,18 @@ class ReplayNode(Node):
         True once the matched readers of the end signal acknowledged it within ``timeout_s``.
         """
         self._finished.publish(Empty())
-        return self._finished.wait_for_all_acked(Duration(nanoseconds=int(timeout_s * 1e9)))
+        return _all_acked(self._finished, time.monotonic() + timeout_s)
+
+
+def _all_acked(publisher: Any, deadline_s: float) -> bool:
+    """Wait in short slices (a shutdown ends the wait) until every reader acknowledged."""
+    while rclpy.ok():
+        slice_s = min(max(deadline_s - time.monotonic(), 0.0), 0.1)
+        if publisher.wait_for_all_acked(Duration(nanoseconds=int(slice_s * 1e9))):
+            return True
+        if time.monotonic() >= deadline_s:
+            return False
+    raise ExternalShutdownException()  # interrupted while waiting
 
 
 class _SpinThread:
@@ -253,8 +260,9 @@ def _replay(args: argparse.Namespace) -> PlaybackSummary:
         spinner = _SpinThread(executor)
         reader = None
         try:
-            node.wait_for_subscribers(waits, args.wait_timeout)
-            node.wait_for_links(args.wait_for_links, args.wait_timeout)
+            if (node.wait_for_subscribers(waits, args.wait_timeout)
+                    and node.wait_for_links(args.wait_for_links, args.wait_timeout) and waits):
+                node.get_logger().info(f"subscribers matched; playing in {args.delay:.1f} s")
             time.sleep(args.delay)
             if args.start_paused:
                 node.get_logger().info("paused; publish std_msgs/Empty on "
