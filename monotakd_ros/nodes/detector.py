@@ -31,14 +31,14 @@ from visualization_msgs.msg import MarkerArray
 from monotakd_ros.errors import MonotakdError
 from monotakd_ros.inference.drawing import draw_boxes_cam
 from monotakd_ros.inference.predictor import StudentPredictor
-from monotakd_ros.nodes.detector_inputs import CameraInputs, describe_qos
+from monotakd_ros.nodes.detector_inputs import CameraInputs, CameraNotes, describe_qos
 from monotakd_ros.nodes.detector_params import (
     DetectorParams,
     declare_detector_parameters,
     detector_params_from_node,
     output_class_ids,
 )
-from monotakd_ros.ros.camera_input import distortion_warning, projection_from_camera_info
+from monotakd_ros.ros.camera_input import projection_from_camera_info
 from monotakd_ros.ros.diagnostics import (
     PipelineCounters,
     PipelineWindow,
@@ -89,8 +89,7 @@ class DetectorNode(LifecycleNode):
         self._problem_loggers: dict[str, RcutilsLogger] = {}
         self._throttle: KindThrottle | None = None
         self._class_ids: dict[str, str] = {}
-        self._camera_key: tuple[bytes, tuple[int, int]] | None = None
-        self._distortion_warned = False
+        self._camera_notes = CameraNotes(self.get_logger())
         with parameter_type_errors(NODE_NAME):  # last: destroy_node needs the attributes
             declare_detector_parameters(self)
 
@@ -114,7 +113,7 @@ class DetectorNode(LifecycleNode):
             return TransitionCallbackReturn.ERROR
         self.params, self._predictor, self._class_ids = params, predictor, class_ids
         self._throttle = KindThrottle(params.log_throttle_s)
-        self._camera_key, self._distortion_warned = None, False
+        self._camera_notes = CameraNotes(self.get_logger())
         if params.output_frame and params.use_tf and tf2_ros is not None:
             self._tf = TfLookup(self)
         self.get_logger().info(
@@ -265,7 +264,8 @@ class DetectorNode(LifecycleNode):
         start = time.perf_counter()
         image_bgr = image_msg_to_bgr8(image_msg)
         P = projection_from_camera_info(info, image_bgr.shape[:2])
-        self._describe_camera(info, P, image_bgr.shape[:2])
+        self._camera_notes.note(info, P, image_bgr.shape[:2],
+                                predictor if params.camera_mode == "virtual" else None)
         detections = predictor.predict(image_bgr, P)
         header = Header(stamp=image_msg.header.stamp,
                         frame_id=params.output_frame or image_msg.header.frame_id)
@@ -302,23 +302,6 @@ class DetectorNode(LifecycleNode):
             self._warn("tf", f"no TF {params.output_frame} <- {image_msg.header.frame_id} at "
                        f"{_stamp_text(image_msg)}; using parameter T_output_from_optical")
         return params.T_output_from_optical
-
-    def _describe_camera(self, info: CameraInfo, P: np.ndarray,
-                         image_hw: tuple[int, int]) -> None:
-        """Log what the virtual camera does once per camera, and warn once about D != 0."""
-        predictor, params = self._predictor, self._loaded_params()
-        key = (P.tobytes(), (int(image_hw[0]), int(image_hw[1])))
-        if predictor is not None and key != self._camera_key and params.camera_mode == "virtual":
-            self._camera_key = key
-            mapping = predictor.camera_mapping(P, image_hw)
-            self.get_logger().info(mapping.summary())
-            for warning in mapping.warnings():
-                self.get_logger().warning(f"camera '{info.header.frame_id}': {warning}")
-        if not self._distortion_warned:
-            warning = distortion_warning(info)
-            if warning is not None:
-                self._distortion_warned = True
-                self.get_logger().warning(warning)
 
     # --- helpers ----------------------------------------------------------------------------
 

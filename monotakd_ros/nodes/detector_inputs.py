@@ -7,14 +7,19 @@ The real ``message_filters`` synchroniser is used when importable, else ``Latest
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
+from monotakd_ros.ros.camera_input import distortion_warning
 from monotakd_ros.ros.diagnostics import PipelineCounters
 from monotakd_ros.ros.pairing import LatestPairer
+
+if TYPE_CHECKING:
+    from monotakd_ros.inference.predictor import StudentPredictor
 
 try:  # a ROS install's message_filters; PyPI has none
     import message_filters
@@ -133,3 +138,28 @@ class CameraInputs:
             return False
         self.backend = "message_filters.ApproximateTimeSynchronizer"
         return True
+
+
+class CameraNotes:
+    """Logs the virtual camera's mapping once per camera and warns once about D != 0."""
+
+    def __init__(self, logger: Any) -> None:
+        self._logger = logger
+        self._camera_key: tuple[bytes, tuple[int, int]] | None = None
+        self._distortion_warned = False
+
+    def note(self, info: CameraInfo, P: np.ndarray, image_hw: tuple[int, int],
+             predictor: StudentPredictor | None) -> None:
+        """Log for a new camera (``predictor`` None: no virtual camera) and check D."""
+        key = (P.tobytes(), (int(image_hw[0]), int(image_hw[1])))
+        if predictor is not None and key != self._camera_key:
+            self._camera_key = key
+            mapping = predictor.camera_mapping(P, image_hw)
+            self._logger.info(mapping.summary())
+            for warning in mapping.warnings():
+                self._logger.warning(f"camera '{info.header.frame_id}': {warning}")
+        if not self._distortion_warned:
+            warning = distortion_warning(info)
+            if warning is not None:
+                self._distortion_warned = True
+                self._logger.warning(warning)
