@@ -25,6 +25,7 @@ from monotakd_ros.inference.parity import (
     check_onnx_matches_torch,
     synthetic_val_frames,
 )
+from monotakd_ros.inference.planar_lifting import PlanarFrustumToVoxel
 from monotakd_ros.resources import default_model_path
 
 SHIPPED = default_model_path()
@@ -107,3 +108,34 @@ def test_onnx_runtime_frames_are_not_trivially_equal() -> None:
     assert len(reference) > 0
     errors = np.abs(moved.boxes_cam[:, :3] - reference.boxes_cam[:, :3]).max()
     assert errors > BOX_TOLERANCE_M
+
+
+def test_planar_lifting_equals_the_volumetric_one() -> None:
+    # Random frustum over the shipped grid; the planar variant must reproduce the 5-D sample,
+    # including voxels behind the camera, beyond the last bin and above/below the image.
+    predictor = StudentPredictor.from_checkpoint(SHIPPED, device="cpu", network_path="eager")
+    volumetric = predictor.model.to_voxels
+    planar = PlanarFrustumToVoxel(volumetric)
+    _, P2 = example_inputs(predictor)
+    T = predictor.model.nominal_T_rect_from_lidar[None]
+    frustum = torch.rand(1, 3, 48, 24, 80, generator=torch.Generator().manual_seed(1))
+    for shift in (0.0, 200.0):  # 200 px up: most voxels leave the image vertically
+        moved = P2.clone()
+        moved[0, 1, 2] -= shift
+        expected = volumetric(frustum, moved, T, (192, 640))
+        got = planar(frustum, moved, T, (192, 640))
+        assert 0.005 < float((expected != 0).float().mean()) < 0.9  # both kinds of voxel
+        # float32 row indices up to ~1250: about 1e-4 px of position rounding
+        assert float((expected - got).abs().max()) < 5e-4
+
+
+def test_planar_export_has_only_4d_grid_samples_and_matches(tmp_path: Path) -> None:
+    out = tmp_path / "planar.onnx"
+    assert main(["--out", str(out), "--lifting", "planar", "--opset", "17"]) == 0
+    model = onnx.load(str(out))
+    samples = [n for n in model.graph.node if n.op_type == "GridSample"]
+    assert len(samples) == 2
+    shapes = onnx.shape_inference.infer_shapes(model).graph.value_info
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in shapes}
+    assert all(ranks.get(n.input[0]) == 4 for n in samples)
+    assert max(export_parity(SHIPPED, out).values()) < 1e-3

@@ -5,9 +5,10 @@ network input in, the anchor head's ``cls_logits`` (1, A, C), ``box_residuals`` 
 ``dir_logits`` (1, A, 2) out. Image preparation and decoding (score threshold, rotated NMS, the
 LiDAR -> camera mapping) stay in Python (``StudentPredictor``), so an ONNX runtime only replaces
 the forward pass. The lifting op samples the 5-D frustum (B, C, D, h, w) with ``grid_sample``;
-ONNX ``GridSample`` accepts N-D inputs from opset 20 on, hence ``MIN_OPSET``. P2 is an input, so
-one file serves every camera. The checkpoint's ``input_spec`` and class names ride along as
-metadata (``monotakd.*`` keys).
+ONNX ``GridSample`` accepts N-D inputs from opset 20 on, hence ``MIN_OPSET``. ``--lifting
+planar`` exports the same numbers with 4-D GridSample only (``planar_lifting``, opset >= 16),
+for TensorRT, whose GridSample is 4-D only. P2 is an input, so one file serves every camera.
+The checkpoint's ``input_spec`` and class names ride along as metadata (``monotakd.*`` keys).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from monotakd_ros.errors import ConfigError, MonotakdError
+from monotakd_ros.inference.planar_lifting import use_planar_lifting
 from monotakd_ros.inference.predictor import StudentPredictor
 from monotakd_ros.models.outputs import HeadOutput
 from monotakd_ros.resources import default_model_path
@@ -32,6 +34,8 @@ from monotakd_ros.resources import default_model_path
 logger = logging.getLogger(__name__)
 
 MIN_OPSET = 20  # ONNX GridSample over volumetric (5-D) inputs exists from opset 20
+PLANAR_MIN_OPSET = 16  # 4-D GridSample
+LIFTINGS = ("volumetric", "planar")
 INPUT_NAMES = ("images", "P2")
 OUTPUT_NAMES = ("cls_logits", "box_residuals", "dir_logits")
 FORMATS = ("onnx",)
@@ -71,14 +75,19 @@ def _onnx_module():  # noqa: ANN202 - the optional onnx package
     return onnx
 
 
-def export_onnx(checkpoint: Path, out_path: Path, opset: int = MIN_OPSET) -> Path:
+def export_onnx(checkpoint: Path, out_path: Path, opset: int = MIN_OPSET,
+                lifting: str = "volumetric") -> Path:
     """Write the checkpoint's network to ``out_path`` (.onnx); returns the path."""
-    if opset < MIN_OPSET:
-        raise ConfigError(f"opset: {opset} is too old; the 5-D GridSample of the frustum "
-                          f"lifting needs opset >= {MIN_OPSET}")
+    if lifting not in LIFTINGS:
+        raise ConfigError(f"lifting: expected one of {list(LIFTINGS)}, got '{lifting}'")
+    needed = MIN_OPSET if lifting == "volumetric" else PLANAR_MIN_OPSET
+    if opset < needed:
+        raise ConfigError(f"opset: {opset} is too old; the {lifting} frustum lifting needs "
+                          f"opset >= {needed}")
     onnx = _onnx_module()
-    predictor = StudentPredictor.from_checkpoint(checkpoint, device="cpu")
-    network = HeadNetwork(predictor.model).eval()
+    predictor = StudentPredictor.from_checkpoint(checkpoint, device="cpu", network_path="eager")
+    model = predictor.model if lifting == "volumetric" else use_planar_lifting(predictor.model)
+    network = HeadNetwork(model).eval()
     out_path = Path(out_path).expanduser()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -86,6 +95,7 @@ def export_onnx(checkpoint: Path, out_path: Path, opset: int = MIN_OPSET) -> Pat
         # (not pinned here); its tracer warns about the forward's shape checks.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
         torch.onnx.export(network, example_inputs(predictor), str(out_path), dynamo=False,
                           opset_version=opset, input_names=list(INPUT_NAMES),
                           output_names=list(OUTPUT_NAMES), do_constant_folding=True)
@@ -95,12 +105,14 @@ def export_onnx(checkpoint: Path, out_path: Path, opset: int = MIN_OPSET) -> Pat
         "monotakd.input_spec": json.dumps(asdict(predictor.spec)),
         "monotakd.class_names": json.dumps(list(predictor.class_names)),
         "monotakd.checkpoint": str(Path(checkpoint).expanduser().resolve()),
+        "monotakd.lifting": lifting,
     }
     for key, value in metadata.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(out_path))
-    logger.info("exported %s -> %s (opset %d)", checkpoint, out_path, opset)
+    logger.info("exported %s -> %s (opset %d, %s lifting)", checkpoint, out_path, opset,
+                lifting)
     return out_path
 
 
@@ -126,7 +138,7 @@ def onnx_head_output(session: object, images: np.ndarray, P2: np.ndarray) -> Hea
 
 def export_parity(checkpoint: Path, onnx_path: Path) -> dict[str, float]:
     """Max |Δ| of each head output between PyTorch and onnxruntime on the example input."""
-    predictor = StudentPredictor.from_checkpoint(checkpoint, device="cpu")
+    predictor = StudentPredictor.from_checkpoint(checkpoint, device="cpu", network_path="eager")
     images, P2 = example_inputs(predictor)
     with torch.inference_mode():
         reference = predictor.model(images, P2).head
@@ -144,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="output file, e.g. student.onnx")
     parser.add_argument("--opset", type=int, default=MIN_OPSET,
                         help=f"ONNX opset (>= {MIN_OPSET} for the 5-D GridSample)")
+    parser.add_argument("--lifting", choices=LIFTINGS, default="volumetric",
+                        help="planar: 4-D GridSample only (TensorRT), same numbers")
     parser.add_argument("--check", action="store_true",
                         help="compare onnxruntime with PyTorch on a noise image afterwards")
     return parser
@@ -155,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     checkpoint = args.model if args.model is not None else default_model_path()
     try:
-        path = export_onnx(checkpoint, args.out, args.opset)
+        path = export_onnx(checkpoint, args.out, args.opset, args.lifting)
         print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, opset {args.opset})")
         if args.check:
             errors = export_parity(checkpoint, path)
