@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="distillation preset (default: the train config's)")
     parser.add_argument("--init-from", type=Path, default=None,
                         help="checkpoint of the same stage and model config whose weights start "
-                        "this run (fine-tuning; fresh optimiser and schedule)")
+                        "this run (fine-tuning; fresh optimiser and schedule), or a TA checkpoint "
+                        "that starts the student where names and shapes match (as upstream)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out exactly from its last checkpoint")
     parser.add_argument("--seed", type=int, default=None)

@@ -30,7 +30,7 @@ from monotakd_ros.training.stages import (
     STAGE_NAMES,
     Stage,
     build_stage,
-    load_checked_checkpoint,
+    initialise_from,
 )
 from monotakd_ros.training.trainer import TrainSummary, Validator, train
 from monotakd_ros.training.validation import evaluate_split
@@ -115,8 +115,8 @@ def run_stage(request: StageRequest, stop_at_step: int | None = None,
     stage = build_stage(request.stage, model_cfg, spec, cfg.detection,
                         cfg.distill_config() if request.stage == "student" else None,
                         request.teacher, request.assistant)
-    if request.init_from is not None:  # same stage, same model config, or a named error
-        load_checked_checkpoint(Path(request.init_from), stage.name, model_cfg, stage.model)
+    if request.init_from is not None:  # same stage exactly, or TA -> student where shapes match
+        initialise_from(Path(request.init_from), stage.name, model_cfg, stage.model)
     threads = choose_threads(cfg.threads, ctx.device)
     data = build_stage_data(stage, request.data, request.unlabeled_drives, cfg, ctx,
                             request.cache_dir)

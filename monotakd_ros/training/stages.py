@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from monotakd_ros.configuration import dataclass_to_dict
+from monotakd_ros.configuration import dataclass_from_dict, dataclass_to_dict
 from monotakd_ros.data.batch import FrameBatch
 from monotakd_ros.distill.config import DetectionLossWeights, DistillConfig
 from monotakd_ros.distill.losses import LossTerms, detector_losses, student_losses
@@ -39,6 +39,7 @@ from monotakd_ros.models.outputs import CameraDetectorOutput, Detections, Teache
 from monotakd_ros.models.postprocess import detections_from_head
 from monotakd_ros.models.target_assigner import AnchorTargets, assign_targets
 from monotakd_ros.models.teacher import LidarTeacher
+from monotakd_ros.models.weight_transfer import WeightTransfer, transfer_matching_weights
 
 LOG = logging.getLogger(__name__)
 
@@ -199,6 +200,29 @@ def _plain(value: object) -> object:
     return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
+def saved_model_config(meta: CheckpointMeta, path: Path) -> ModelConfig:
+    """The checkpoint's model config; keys it predates take their (first-release) defaults."""
+    try:
+        return dataclass_from_dict(ModelConfig, meta.model_config, where=f"{path}:model_config")
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: model_config does not fit this code: {err}") from err
+
+
+def architecture_differences(meta: CheckpointMeta, path: Path, model_cfg: ModelConfig
+                             ) -> list[str]:
+    """Dotted keys where the checkpoint's architecture differs from ``model_cfg``, named."""
+    filled = dataclass_to_dict(saved_model_config(meta, path))
+    differences = config_differences(filled, dataclass_to_dict(model_cfg))
+    written = config_differences(meta.model_config, filled)  # keys the checkpoint predates
+    predates = tuple(entry.split(":")[0] for entry in written)
+
+    def predated(key: str) -> bool:
+        return any(key == old or key.startswith(old + ".") for old in predates)
+
+    return [entry + (" (the checkpoint predates this key: built with its default)"
+                     if predated(entry.split(":")[0]) else "") for entry in differences]
+
+
 def load_checked_checkpoint(path: Path, expected_stage: StageName, model_cfg: ModelConfig,
                            model: nn.Module) -> nn.Module:
     """Load a checkpoint into ``model`` after checking its stage and model config."""
@@ -206,7 +230,7 @@ def load_checked_checkpoint(path: Path, expected_stage: StageName, model_cfg: Mo
     if meta.stage != expected_stage:
         raise CheckpointError(f"{path}: is a {meta.stage!r} checkpoint, expected a "
                               f"{expected_stage!r} checkpoint")
-    differences = config_differences(meta.model_config, dataclass_to_dict(model_cfg))
+    differences = architecture_differences(meta, path, model_cfg)
     if differences:
         shown = "; ".join(differences[:5])
         raise CheckpointError(f"{path}: model config differs from --model-config "
@@ -214,6 +238,25 @@ def load_checked_checkpoint(path: Path, expected_stage: StageName, model_cfg: Mo
     load_model_weights(path, model)
     LOG.info("loaded %s checkpoint %s (step %d)", expected_stage, path, meta.step)
     return model
+
+
+def initialise_from(path: Path, stage_name: StageName, model_cfg: ModelConfig,
+                    model: nn.Module) -> WeightTransfer | None:
+    """``--init-from``: the same stage exactly; TA → student where names and shapes match."""
+    meta = load_checkpoint_meta(path)
+    if meta.stage == stage_name:
+        load_checked_checkpoint(path, stage_name, model_cfg, model)
+        return None
+    if (meta.stage, stage_name) != ("ta", "student"):
+        raise CheckpointError(f"{path}: is a {meta.stage!r} checkpoint, expected a "
+                              f"{stage_name!r} checkpoint (--init-from across stages: only the "
+                              "TA into the student)")
+    source_cfg = saved_model_config(meta, path)  # its own architecture: shapes may differ
+    source = load_checked_checkpoint(path, "ta", source_cfg, build_assistant(source_cfg))
+    transfer = transfer_matching_weights(source, model)
+    LOG.info("initialised the %s from TA checkpoint %s: %s", stage_name, path,
+             transfer.summary())
+    return transfer
 
 
 def load_trained_stage(name: StageName, model_cfg: ModelConfig, spec: InputSpec,
