@@ -5,9 +5,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import safetensors
@@ -50,6 +52,11 @@ def kill_after(count: int) -> Callable[..., None]:
     return hook
 
 
+def patch_os(monkeypatch: pytest.MonkeyPatch, **functions: Callable[..., None]) -> None:
+    """Replace ``os`` functions as model_io.atomic sees them (and nowhere else)."""
+    monkeypatch.setattr(atomic, "os", SimpleNamespace(**{**vars(os), **functions}))
+
+
 def _kill_in_write(monkeypatch: pytest.MonkeyPatch) -> None:
     original = ckpt._save_tensors  # model written, optimizer not: a partial version folder
 
@@ -66,7 +73,7 @@ def _kill_before_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _kill_before_switch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(atomic.os, "replace", kill_after(1))  # the link exists, not yet moved
+    patch_os(monkeypatch, replace=kill_after(1))  # the link exists, not yet moved
 
 
 def _kill_after_switch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,7 +128,7 @@ def test_kill_while_adopting_an_older_plain_folder_is_recovered(
     shutil.copytree((tmp_path / "old").resolve(), last)  # a real folder, as older code wrote
     with monkeypatch.context() as patch:
         patch.setattr(atomic, "_remove", lambda path: None)
-        patch.setattr(atomic.os, "symlink", kill_after(1))  # after the folder was moved aside
+        patch_os(patch, symlink=kill_after(1))  # after the folder was moved aside
         with pytest.raises(Killed):
             save(last, 2)
     assert not last.exists()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
+import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import safetensors.torch
@@ -15,6 +18,7 @@ from training_fixtures import TINY_MODEL, TINY_TRAIN, write_tiny_kitti, write_ya
 
 from monotakd_ros.data.batch import FrameBatch
 from monotakd_ros.errors import CheckpointError, ConfigError
+from monotakd_ros.model_io import atomic
 from monotakd_ros.model_io.checkpoint import MODEL_FILE, OPTIMIZER_FILE
 from monotakd_ros.models.config import load_model_config
 from monotakd_ros.training.config import load_train_config
@@ -143,3 +147,36 @@ def test_resume_refusals(setup: dict[str, Path], tmp_path: Path) -> None:
         run_stage(dataclasses.replace(request, stage="ta", resume=True))
     with pytest.raises(CheckpointError, match=r"total_steps was 2 and is now 5"):
         run_stage(dataclasses.replace(request, resume=True, max_steps=5))
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs."""
+
+
+def test_resume_after_a_kill_inside_a_checkpoint_save_is_exact(
+        setup: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    train_teacher(setup, straight, resume=False, stop_at_step=None, ckpt_interval=1)
+    # Switches: step_1, last, step_2, last, step_3, then last at step 3 dies with its link
+    # made but not yet renamed over `last`; a killed process removes nothing.
+    switches = []
+
+    def replace_until_killed(src: str, dst: str) -> None:
+        switches.append(dst)
+        if len(switches) == 6:
+            raise Killed
+        os.replace(src, dst)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(atomic, "os", SimpleNamespace(**{**vars(os),
+                                                       "replace": replace_until_killed}))
+        patch.setattr(atomic, "_remove", lambda path: None)
+        with pytest.raises(Killed):
+            train_teacher(setup, killed, resume=False, stop_at_step=None, ckpt_interval=1)
+    run = RunDir(killed)
+    assert json.loads((run.last / "trainer_state.json").read_text())["step"] == 2
+    assert any(p.name.startswith(".last.link-") for p in run.checkpoints.iterdir())
+    train_teacher(setup, killed, resume=True, stop_at_step=None, ckpt_interval=1)
+    assert_bitwise_equal(straight / "checkpoints" / "last", run.last)
+    leftovers = {p.name for p in run.checkpoints.iterdir() if p.name.startswith(".last")}
+    assert leftovers == {run.last.resolve().name}  # the interrupted save's files are gone
