@@ -22,7 +22,12 @@ from monotakd_ros.eval.detection_frames import (
 )
 from monotakd_ros.eval.label_stamps import stamped_label_files
 from monotakd_ros.eval.plots import draw_overlay
-from monotakd_ros.eval.stream import StreamEvaluator, match_frames
+from monotakd_ros.eval.stream import (
+    EXIT_GROUND_TRUTH_LOST,
+    StreamEvaluator,
+    exit_status,
+    match_frames,
+)
 from monotakd_ros.eval.stream_report import write_stream_report
 from monotakd_ros.geometry.frames import (
     OrientedBoxes,
@@ -30,7 +35,6 @@ from monotakd_ros.geometry.frames import (
     boxes_cam_to_body,
     boxes_cam_to_optical,
 )
-from monotakd_ros.nodes.evaluator import EXIT_GROUND_TRUTH_LOST, evaluation_status
 
 P2 = np.array([[721.5377, 0.0, 609.5593, 44.85728], [0.0, 721.5377, 172.854, 0.2163791],
                [0.0, 0.0, 1.0, 0.002745884]])
@@ -250,7 +254,7 @@ def test_ground_truth_lost_on_the_way_is_counted_and_fails_the_run(tmp_path) -> 
     assert (counts.ground_truth_messages, counts.ground_truth_messages_expected,
             counts.ground_truth_messages_lost) == (3, 5, 2)
     assert evaluation.result is not None  # the frames that came are still scored ...
-    assert evaluation_status(evaluation) == EXIT_GROUND_TRUTH_LOST  # ... but the run fails
+    assert exit_status(evaluation) == EXIT_GROUND_TRUTH_LOST  # ... but the run fails
     markdown = write_stream_report(tmp_path, evaluation, {}).markdown.read_text()
     assert "**Ground truth lost**: 2 of 5 ground truth messages" in markdown
     complete = StreamEvaluator(classes=["Car"], expected_ground_truth=2)
@@ -258,6 +262,6 @@ def test_ground_truth_lost_on_the_way_is_counted_and_fails_the_run(tmp_path) -> 
         complete.add_ground_truth(stamp, truth)
         complete.add_detections(frame_of_boxes(stamp, np.zeros((0, 7)), []))
     assert complete.ground_truth_complete
-    assert evaluation_status(complete.evaluate()) == 0
+    assert exit_status(complete.evaluate()) == 0
     with pytest.raises(EvaluationError, match="expected ground truth messages must be >= 0"):
         StreamEvaluator(expected_ground_truth=-1)

@@ -25,6 +25,8 @@ from monotakd_ros.eval.kitti_eval import KittiEvalResult, evaluate_kitti
 
 LOGGER = logging.getLogger(__name__)
 DEFAULT_CLASSES = ("Car", "Pedestrian", "Cyclist")
+EXIT_NOTHING_EVALUATED = 3  # exit status of a run where no frame matched
+EXIT_GROUND_TRUTH_LOST = 4  # exit status of a run where sent ground truth never arrived
 
 
 @dataclass
@@ -137,6 +139,13 @@ class StreamEvaluation:
     ground_truth: list[KittiLabels]
     detections: list[KittiLabels]
     dropped_stamps_ns: list[int]
+
+
+def exit_status(evaluation: StreamEvaluation) -> int:
+    """0, or 4 when ground truth was lost (scores miss frames), or 3 when nothing was evaluated."""
+    if evaluation.counts.ground_truth_messages_lost:
+        return EXIT_GROUND_TRUTH_LOST
+    return 0 if evaluation.result is not None else EXIT_NOTHING_EVALUATED
 
 
 class StreamEvaluator:

@@ -32,14 +32,17 @@ from monotakd_ros.errors import ConfigError, MonotakdError
 from monotakd_ros.eval.detection_frames import OutputFrame, detection_frame_of, stamp_ns_of
 from monotakd_ros.eval.label_stamps import stamped_label_files
 from monotakd_ros.eval.plots import draw_overlay, write_overlay
-from monotakd_ros.eval.stream import DEFAULT_CLASSES, StreamEvaluation, StreamEvaluator
+from monotakd_ros.eval.stream import (
+    DEFAULT_CLASSES,
+    StreamEvaluation,
+    StreamEvaluator,
+    exit_status,
+)
 from monotakd_ros.eval.stream_report import write_stream_report
 from monotakd_ros.geometry.frames import T_body_from_optical
 from monotakd_ros.ros.image_conversion import image_msg_to_bgr8
 from monotakd_ros.ros.param_checks import check_parameter_overrides, parameter_type_errors
 
-EXIT_NOTHING_EVALUATED = 3
-EXIT_GROUND_TRUTH_LOST = 4
 _PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ("detections_topic", "/monotakd_detector/detections", "detector output (Detection3DArray)"),
     ("detections_reliability", "reliable", "QoS of the detections subscription: reliable or "
@@ -231,13 +234,6 @@ def _non_negative(p: dict[str, Any], name: str) -> int:
     return int(p[name])
 
 
-def evaluation_status(evaluation: StreamEvaluation) -> int:
-    """Exit status: 4 when ground truth was lost, 3 when nothing was evaluated, else 0."""
-    if evaluation.counts.ground_truth_messages_lost:
-        return EXIT_GROUND_TRUTH_LOST
-    return 0 if evaluation.result is not None else EXIT_NOTHING_EVALUATED
-
-
 def _output_frame(p: dict[str, Any]) -> OutputFrame:
     values = [float(v) for v in p["T_output_from_optical"]]
     if values == [0.0]:
@@ -264,7 +260,7 @@ def main(args: list[str] | None = None) -> int:
         while rclpy.ok() and not node.done:
             rclpy.spin_once(node, timeout_sec=0.1)
         if node.evaluation is not None:
-            status = evaluation_status(node.evaluation)
+            status = exit_status(node.evaluation)
     except MonotakdError as err:
         if node is None:
             get_logger("monotakd_evaluator").error(str(err))

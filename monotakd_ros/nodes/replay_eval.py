@@ -30,12 +30,11 @@ from typing import IO
 from monotakd_ros.bags import kitti_layout as layout
 from monotakd_ros.bags.bag_source import BagSource
 from monotakd_ros.errors import ConfigError, MonotakdError
+from monotakd_ros.eval.stream import EXIT_GROUND_TRUTH_LOST, EXIT_NOTHING_EVALUATED
 from monotakd_ros.eval.stream_report import JSON_NAME, TABLE_NAME
 from monotakd_ros.resources import share_path
 
 LOGGER = logging.getLogger("monotakd-replay-eval")
-EXIT_NOTHING_EVALUATED = 3
-EXIT_GROUND_TRUTH_LOST = 4
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DETECTIONS_TOPIC = "/monotakd_detector/detections"
 # Topics the run needs; point clouds, OXTS and /tf stay in the bag (large or unused).
