@@ -353,3 +353,11 @@ def test_nan_steps_are_skipped_counted_and_abort_after_n_in_a_row(
     engine.offer(source, frames[3])
     with pytest.raises(TrainingError, match=r"2 steps in a row \(up to step 3\)"):
         engine.offer(source, frames[4])
+
+
+def test_unwritable_out_dir_is_refused_before_any_work(models: dict[str, Path], bag: Path,
+                                                       tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match=rf"out_dir {blocker / 'run'}: not writable"):
+        DistillSession(distiller_config(models, blocker / "run", [bag]))
