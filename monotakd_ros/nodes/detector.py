@@ -106,7 +106,7 @@ class DetectorNode(LifecycleNode):
                 score_threshold=params.score_threshold, nms_iou=params.nms_iou,
                 max_detections=params.max_detections, camera_mode=params.camera_mode,
                 placement=params.virtual_camera_placement,
-                horizon_row_px=params.horizon_row_px)
+                horizon_row_px=params.horizon_row_px, network_path=params.network_path)
             class_ids = output_class_ids(params.class_ids, predictor.class_names)
         except (MonotakdError, RuntimeError, OSError) as err:  # RuntimeError: CUDA OOM
             self.get_logger().error(f"configure failed: {err}")
@@ -118,6 +118,7 @@ class DetectorNode(LifecycleNode):
             self._tf = TfLookup(self)
         self.get_logger().info(
             f"loaded {params.model_path} on {predictor.device} (fp16={predictor.fp16}, "
+            f"network path {predictor.network_path}, "
             f"{predictor.num_parameters / 1e6:.2f} M parameters, class ids {class_ids}, "
             f"input step {params.camera_mode})")
         return TransitionCallbackReturn.SUCCESS

@@ -13,6 +13,7 @@ from rclpy.node import Node
 from monotakd_ros.errors import ConfigError, GeometryError
 from monotakd_ros.geometry.frames import T_body_from_optical, rigid_transform
 from monotakd_ros.inference.device import DEVICE_CHOICES
+from monotakd_ros.inference.fast_paths import parse_network_path
 from monotakd_ros.resources import default_model_path
 from monotakd_ros.ros.diagnostics import DiagnosticThresholds
 
@@ -24,6 +25,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
                                               ".safetensors); empty: models/default_student."),
     "device": ("auto", f"Inference device: one of {list(DEVICE_CHOICES)} or cuda:N."),
     "fp16": (False, "Run the network in float16 autocast (CUDA only; ignored on the CPU)."),
+    "network_path": ("auto", "Network call: auto (CUDA: the fastest of half/cuda_graph/eager "
+                             "that passes parity with fp32, timed at configure; CPU: eager), "
+                             "eager, or a '+'-joined set of half, compile, cuda_graph."),
     "cpu_threads": (0, "torch CPU threads; 0 keeps torch's default."),
     "score_threshold": (0.3, "Minimum detection score in [0, 1)."),
     "nms_iou": (0.1, "BEV IoU above which rotated NMS suppresses the weaker box, in (0, 1]."),
@@ -96,6 +100,7 @@ class DetectorParams:
     virtual_camera_placement: str = "principal_point"
     horizon_row_px: float | None = None  # None: P's principal row
     class_ids: dict[str, str] | None = None  # checkpoint class name -> class_id; None: lower()
+    network_path: str = "auto"  # inference.fast_paths
 
 
 def declare_detector_parameters(node: Node) -> None:
@@ -163,7 +168,14 @@ def detector_params_from_node(node: Node) -> DetectorParams:
         virtual_camera_placement=str(value["virtual_camera_placement"]).strip(),
         horizon_row_px=horizon_row_px if horizon_row_px >= 0.0 else None,
         class_ids=parse_class_ids(str(value["class_ids"])),
+        network_path=checked_network_path(str(value["network_path"])),
     )
+
+
+def checked_network_path(text: str) -> str:
+    """The network_path parameter, validated (ConfigError names it and the choices)."""
+    parse_network_path(text)
+    return text.strip().lower()
 
 
 def parse_class_ids(text: str) -> dict[str, str] | None:
