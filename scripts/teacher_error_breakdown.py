@@ -14,7 +14,7 @@ If AP3D climbs to APBEV with GT z + h, the 3D gap is vertical. Also prints the m
 |dh| of the matched boxes (camera y is down: centre y = bottom y - h / 2).
 
     python scripts/teacher_error_breakdown.py runs/teacher/checkpoints/last \
-        --model-config config/models/small.yaml --data data/synth_object --stage teacher
+        --data data/synth_object --stage teacher
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from monotakd_ros.data.batch import collate_frames
 from monotakd_ros.data.kitti.labels import KittiLabels
 from monotakd_ros.errors import MonotakdError
 from monotakd_ros.geometry.iou import bev_iou_matrix_cam
+from monotakd_ros.model_io.checkpoint import load_checkpoint_meta
 from monotakd_ros.models.config import load_model_config
 from monotakd_ros.training.data_loading import build_val_dataset, input_spec_for
-from monotakd_ros.training.stages import STAGE_NAMES, load_trained_stage
+from monotakd_ros.training.stages import STAGE_NAMES, load_trained_stage, saved_model_config
 from monotakd_ros.training.validation import predictions_as_kitti_labels, validation_result
 
 LOG = logging.getLogger("teacher_error_breakdown")
@@ -94,7 +95,10 @@ def vertical_errors_m(preds: Sequence[KittiLabels], gts: Sequence[KittiLabels],
 def predict_split(args: argparse.Namespace) -> tuple[list[KittiLabels], list[KittiLabels],
                                                        tuple[str, ...]]:
     """(predictions, ground truth, class names) of the checkpoint on the split."""
-    model_cfg = load_model_config(args.model_config)
+    if args.model_config is not None:
+        model_cfg = load_model_config(args.model_config)
+    else:  # the architecture the checkpoint was trained with
+        model_cfg = saved_model_config(load_checkpoint_meta(args.checkpoint), args.checkpoint)
     spec = input_spec_for(model_cfg)
     device = torch.device(args.device)
     stage = load_trained_stage(args.stage, model_cfg, spec, args.checkpoint).to(device)
@@ -138,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--model-config", type=Path, required=True)
+    parser.add_argument("--model-config", type=Path, default=None,
+                        help="model YAML (default: the config stored in the checkpoint)")
     parser.add_argument("--data", type=Path, required=True, help="KITTI object root")
     parser.add_argument("--stage", choices=STAGE_NAMES, default="teacher")
     parser.add_argument("--split", default="val")
