@@ -216,3 +216,20 @@ def test_shipped_student_metadata_names_its_weights() -> None:
     assert meta.weights_sha256 == hashlib.sha256((shipped / MODEL_FILE).read_bytes()).hexdigest()
     card = (shipped / "MODEL_CARD.md").read_text()
     assert meta.weights_sha256 in card
+
+
+def test_orphans_go_after_a_resume_but_never_the_checkpoint_it_resumed_from(
+        tmp_path: Path) -> None:
+    save(tmp_path / "last", 1)
+    save(tmp_path / "step_0000001", 1)
+    (tmp_path / ".step_0000002.v-1-aa").mkdir()  # a kill mid-write of step 2
+    os.symlink(".step_0000002.v-1-aa", tmp_path / ".step_0000002.link-1-aa")
+    (tmp_path / ".best.tmp-1-bb").mkdir()  # the earlier scheme's partial temporary
+    source = tmp_path / ".last.old-1-cc"  # resumed from this one (complete, not linked)
+    shutil.copytree((tmp_path / "last").resolve(), source)
+    removed = atomic.remove_orphans(tmp_path, keep=source)
+    assert sorted(p.name for p in removed) == [
+        ".best.tmp-1-bb", ".step_0000002.link-1-aa", ".step_0000002.v-1-aa"]
+    linked = [(tmp_path / name).resolve().name for name in ("last", "step_0000001")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["last", "step_0000001", *linked, source.name])

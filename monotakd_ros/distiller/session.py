@@ -27,6 +27,7 @@ from monotakd_ros.distiller.replay import LabelledReplay
 from monotakd_ros.distiller.run_config import DistillerConfig
 from monotakd_ros.errors import CheckpointError, ConfigError
 from monotakd_ros.geometry.calib import CameraCalib
+from monotakd_ros.model_io import atomic
 from monotakd_ros.model_io.checkpoint import load_checkpoint_meta
 from monotakd_ros.models.config import ModelConfig, load_model_config
 from monotakd_ros.training.data_loading import input_spec_for
@@ -109,6 +110,8 @@ class DistillSession:
                                     replay)
         if resume_from is not None:
             self.engine.restore(resume_from, keep_open_skips=config.mode == "topic")
+            for orphan in atomic.remove_orphans(self.run.checkpoints, keep=resume_from):
+                LOG.info("removed %s, left by an interrupted save", orphan)
         elif config.eval_data is not None:
             self.engine.eval_results["before"] = self.evaluate()
         LOG.info("distilling a %d-parameter student on %s; run folder %s",

@@ -104,6 +104,26 @@ def remove_stale_versions(path: Path) -> None:
             _remove(leftover)
 
 
+def remove_orphans(folder: Path, keep: Path) -> list[Path]:
+    """Delete hidden versions and temporaries in ``folder`` that no visible link points at.
+
+    ``keep`` (the checkpoint a run resumed from, perhaps itself a leftover) always stays: it is
+    the only copy until the next save.
+    """
+    if not folder.is_dir():
+        return []
+    marks = (VERSION_MARK, *TEMPORARY_MARKS)
+    entries = list(folder.iterdir())
+    in_use = {p.resolve() for p in entries if p.is_symlink() and not p.name.startswith(".")}
+    in_use.add(keep.resolve())
+    # A hidden link is only ever a temporary (removing it leaves its target alone).
+    orphans = [p for p in entries if p.name.startswith(".") and any(m in p.name for m in marks)
+               and p != keep and (p.is_symlink() or p.resolve() not in in_use)]
+    for orphan in orphans:
+        _remove(orphan)
+    return orphans
+
+
 def fsync_tree(path: Path) -> None:
     """Flush a file, or a folder's files and the folder itself, to the disk."""
     if path.is_dir():

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from monotakd_ros.configuration import dataclass_to_dict
 from monotakd_ros.errors import CheckpointError, ConfigError
+from monotakd_ros.model_io import atomic
 from monotakd_ros.model_io.checkpoint import TrainState, is_complete_checkpoint, recover_directory
 from monotakd_ros.training.config import TrainConfig
 from monotakd_ros.training.distributed import DistContext, gather_objects
@@ -168,6 +169,9 @@ def restore_training(run: RunDir, stage: Stage, stepper: OptimizerStep, steps_pe
 
     state = restore_step_state(path, stage, stepper, same_schedule)
     _restore_rank_rng(path, state, ctx)
+    if ctx.is_main:  # loaded: what interrupted saves left can go now
+        for orphan in atomic.remove_orphans(run.checkpoints, keep=path):
+            LOG.info("removed %s, left by an interrupted save", orphan)
     LOG.info("resumed %s at step %d (epoch %d)", path, state.step, state.epoch)
     return Progress(step=state.step, best_metric=state.extra.get("best_metric"),
                     best_step=state.extra.get("best_step"))
