@@ -18,10 +18,15 @@ from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+from monotakd_ros.bags.kitti_layout import (
+    CAMERA_INFO_TOPIC,
+    GROUND_TRUTH_TOPIC,
+    IMAGE_TOPIC,
+    TF_STATIC_TOPIC,
+)
+from monotakd_ros.eval.evaluator_config import DETECTIONS_TOPIC
+
 PACKAGE = "monotakd_ros"
-IMAGE_TOPIC = "/kitti/camera_color_left/image_raw"
-CAMERA_INFO_TOPIC = "/kitti/camera_color_left/camera_info"
-GROUND_TRUTH_TOPIC = "/kitti/ground_truth/detections"
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -38,13 +43,13 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("model_path", default_value="",
                               description="student checkpoint; empty = the shipped one"),
         DeclareLaunchArgument("device", default_value="auto", description="auto | cuda | cpu"),
-        DeclareLaunchArgument("overlays", default_value="5",
+        DeclareLaunchArgument("overlay_count", default_value="5",
                               description="overlay images to write"),
-        DeclareLaunchArgument("stamp_tolerance", default_value="0.005",
+        DeclareLaunchArgument("stamp_tolerance_s", default_value="0.005",
                               description="seconds between detection and ground truth stamps"),
-        DeclareLaunchArgument("end_grace", default_value="5.0",
+        DeclareLaunchArgument("end_grace_s", default_value="5.0",
                               description="seconds to wait for the detector after the replay"),
-        DeclareLaunchArgument("start_delay", default_value="2.0",
+        DeclareLaunchArgument("start_delay_s", default_value="2.0",
                               description="seconds between subscribers matching and playing"),
     ]
 
@@ -59,13 +64,13 @@ def generate_launch_description() -> LaunchDescription:
         output="screen",
         parameters=[{
             "report_dir": text("report_dir"),
-            "detections_topic": "/monotakd_detector/detections",
+            "detections_topic": DETECTIONS_TOPIC,
             "ground_truth_topic": GROUND_TRUTH_TOPIC,
             "camera_info_topic": CAMERA_INFO_TOPIC,
             "image_topic": IMAGE_TOPIC,
-            "stamp_tolerance_s": number("stamp_tolerance", float),
-            "end_grace_s": number("end_grace", float),
-            "overlay_count": number("overlays", int),
+            "stamp_tolerance_s": number("stamp_tolerance_s", float),
+            "end_grace_s": number("end_grace_s", float),
+            "overlay_count": number("overlay_count", int),
         }])
     detector = LifecycleNode(
         package=PACKAGE, executable="monotakd_detector", name="monotakd_detector",
@@ -79,17 +84,18 @@ def generate_launch_description() -> LaunchDescription:
         }])
     # "<image topic>:2" with overlays (the evaluator reads images too), else ":1".
     image_readers = PythonExpression(
-        [f"'{IMAGE_TOPIC}:' + str(1 + int(int('", LaunchConfiguration("overlays"), "') > 0))"])
+        [f"'{IMAGE_TOPIC}:' + str(1 + int(int('", LaunchConfiguration("overlay_count"),
+         "') > 0))"])
     # The detector reads images and CameraInfo; the evaluator reads CameraInfo, ground truth and
     # (for overlays) images. Playing starts once they all listen, so no frame is lost.
     replay = Node(
         package=PACKAGE, executable="monotakd_replay", name="monotakd_replay", output="screen",
         arguments=[
             LaunchConfiguration("bag"), "--rate", LaunchConfiguration("rate"),
-            "--topics", IMAGE_TOPIC, CAMERA_INFO_TOPIC, GROUND_TRUTH_TOPIC, "/tf_static",
+            "--topics", IMAGE_TOPIC, CAMERA_INFO_TOPIC, GROUND_TRUTH_TOPIC, TF_STATIC_TOPIC,
             "--wait-for-subscribers", image_readers, f"{CAMERA_INFO_TOPIC}:2",
             f"{GROUND_TRUTH_TOPIC}:1", "--wait-timeout", "120",
-            "--delay", LaunchConfiguration("start_delay"),
+            "--delay", LaunchConfiguration("start_delay_s"),
         ])
     stop_when_reported = RegisterEventHandler(OnProcessExit(
         target_action=evaluator, on_exit=[EmitEvent(event=Shutdown(reason="report written"))]))

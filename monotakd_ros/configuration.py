@@ -27,6 +27,7 @@ from monotakd_ros.errors import ConfigError
 T = TypeVar("T")
 
 RANGE_METADATA_KEY = "monotakd_range"
+HELP_METADATA_KEY = "monotakd_help"  # one-line description (ROS parameter descriptions)
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 # YAML 1.2 floats: PyYAML's YAML 1.1 pattern wants a dot and a signed exponent, so "1e-3" and
 # "1.0e3" would load as strings. Sexagesimal "1:30.5" (YAML 1.1 only) is no longer a number.
@@ -140,12 +141,19 @@ _ANY_FINITE = Range()
 def bounded(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
             ge: float | None = None, gt: float | None = None, le: float | None = None,
             lt: float | None = None, multiple_of: int | None = None,
-            allow_nonfinite: bool = False) -> Any:
+            allow_nonfinite: bool = False, help: str = "") -> Any:
     """A dataclass field whose numbers (scalar or each item) must lie in the given range."""
     rule = Range(ge=ge, gt=gt, le=le, lt=lt, multiple_of=multiple_of,
                  allow_nonfinite=allow_nonfinite)
     return dataclasses.field(default=default, default_factory=default_factory,
-                             metadata={RANGE_METADATA_KEY: rule})
+                             metadata={RANGE_METADATA_KEY: rule, HELP_METADATA_KEY: help})
+
+
+def described(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
+              help: str) -> Any:
+    """A dataclass field (no range) with a one-line description for ROS parameters."""
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={HELP_METADATA_KEY: help})
 
 
 def field_range(cls: type, name: str) -> Range:
@@ -221,6 +229,54 @@ def dataclass_from_dict(cls: type[T], data: Any, where: str = "") -> T:
         raise ConfigError(f"{where or cls.__name__}: {err}") from err
     except ValueError as err:
         raise ConfigError(f"{where or cls.__name__}: {err}") from err
+
+
+def dataclass_from_dotted(cls: type[T], values: dict[str, Any], where: str = "") -> T:
+    """Build ``cls`` from flat parameter values (``train.lr``) or nested mappings.
+
+    The convention of ROS parameters, which cannot be null: an empty string in a
+    ``Path | None`` field means None, and an empty string in a list of paths is an error.
+    A nested dataclass field with a default starts from that default instance's values, so
+    ``train.lr`` alone keeps the other fields of the default ``train``.
+    """
+    data: dict[str, Any] = {}
+    for key, value in values.items():
+        *heads, last = str(key).split(".")
+        level = data
+        for depth, head in enumerate(heads):
+            level = level.setdefault(head, {})
+            if not isinstance(level, dict):
+                raise ConfigError(f"{'.'.join(heads[:depth + 1])}: given both as a value and "
+                                  f"as {key!r}")
+        level[last] = _merged(level[last], value) if isinstance(level.get(last), dict) \
+            and isinstance(value, dict) else value
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        key = f"{where}.{f.name}" if where else f.name
+        if hints[f.name] == (Path | None) and data.get(f.name) == "":
+            data[f.name] = None
+        elif typing.get_origin(hints[f.name]) is tuple and Path in typing.get_args(
+                hints[f.name]) and isinstance(data.get(f.name), (list, tuple)):
+            empty = [i for i, item in enumerate(data[f.name]) if item == ""]
+            if empty:
+                raise ConfigError(f"{key}[{empty[0]}]: empty path")
+        elif dataclasses.is_dataclass(hints[f.name]) and isinstance(data.get(f.name), dict):
+            default = (f.default_factory() if f.default_factory is not dataclasses.MISSING
+                       else f.default)
+            if dataclasses.is_dataclass(default):
+                data[f.name] = _merged(dataclasses.asdict(default), data[f.name])
+    return dataclass_from_dict(cls, data, where)
+
+
+def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update``'s keys replaced, mappings merged key by key."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and value:
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def dataclass_to_dict(obj: Any) -> dict[str, Any]:

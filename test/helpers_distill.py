@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,11 +20,17 @@ from monotakd_ros.bags.messages import (
     transform_stamped_message,
 )
 from monotakd_ros.bags.typestore import monotakd_typestore
+from monotakd_ros.configuration import load_yaml_mapping
 from monotakd_ros.data.kitti.calib import raw_calib_from_camera_calib
 from monotakd_ros.data.kitti.oxts import OxtsPacket
 from monotakd_ros.data.kitti.raw_drive import RawDriveWriter
 from monotakd_ros.data.kitti.tracklets import Tracklet
-from monotakd_ros.distiller.run_config import DistillerConfig, distiller_config_from_values
+from monotakd_ros.distiller.run_config import (
+    NODE_NAME,
+    DistillerConfig,
+    distiller_config_from_values,
+)
+from monotakd_ros.errors import ConfigError
 from monotakd_ros.model_io.checkpoint import save_checkpoint
 from monotakd_ros.models.config import load_model_config
 from monotakd_ros.training.config import TrainConfig
@@ -136,3 +143,21 @@ def write_labelled_drive(root: Path, num_frames: int = 3) -> Path:
             writer.add_frame(image, points, oxts, stamp_ns, stamp_ns - 10_000_000)
         writer.write_tracklets([car])
     return writer.drive_dir
+
+
+def parameters_in_file(path: Path, node_name: str = NODE_NAME) -> dict[str, Any]:
+    """The ``ros__parameters`` of ``node_name`` (or ``/**``) in a ROS 2 parameter file."""
+    data = load_yaml_mapping(path)
+    for key in (node_name, f"/{node_name}", "/**", "**"):
+        section = data.get(key)
+        if isinstance(section, dict) and "ros__parameters" in section:
+            return dict(section["ros__parameters"])
+    raise ConfigError(f"{path}: no ros__parameters for node {node_name!r}")
+
+
+def load_distiller_config(path: Path | None, **overrides: Any) -> DistillerConfig:
+    """Config from a parameter file (optional) with overrides, as the node would build it."""
+    values = parameters_in_file(path) if path is not None else {}
+    train = {**(values.pop("train", None) or {}), **overrides.pop("train", {})}
+    return distiller_config_from_values({**values, **overrides, "train": train},
+                                        where=str(path) if path else "distiller")

@@ -16,6 +16,7 @@ from helpers_distill import (
     INFO,
     bag_frames,
     distiller_config,
+    load_distiller_config,
     write_bag,
     write_labelled_drive,
     write_models,
@@ -28,7 +29,6 @@ from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
 from monotakd_ros.data.kitti.raw_calib import write_raw_calib
 from monotakd_ros.distiller.evaluation import evaluate_bag, evaluate_student
 from monotakd_ros.distiller.ledger import FrameLedger, SkipTally
-from monotakd_ros.distiller.run_config import load_distiller_config
 from monotakd_ros.distiller.session import EVAL_RESULTS_FILE, DistillSession
 from monotakd_ros.errors import (
     BagError,
@@ -271,7 +271,7 @@ def test_run_folder_with_a_checkpoint_needs_resume(models: dict[str, Path], bag:
 
 
 def test_config_file_and_overrides(models: dict[str, Path], tmp_path: Path) -> None:
-    config = load_distiller_config(CONFIG_FILE, out_dir=str(tmp_path), bags=["/b1", ""],
+    config = load_distiller_config(CONFIG_FILE, out_dir=str(tmp_path), bags=["/b1"],
                                    teacher=str(models["teacher"]),
                                    assistant=str(models["ta"]), train={"batch_size": 4})
     assert config.bags == (Path("/b1"),) and config.student_init is None
@@ -284,7 +284,9 @@ def test_config_file_and_overrides(models: dict[str, Path], tmp_path: Path) -> N
         load_distiller_config(None, out_dir="o", teacher="t", assistant="a", bags=["b"],
                               train={"distill": "none"})
     with pytest.raises(ConfigError, match="bag mode needs at least one bag"):
-        load_distiller_config(None, out_dir="o", teacher="t", assistant="a", bags=[""])
+        load_distiller_config(None, out_dir="o", teacher="t", assistant="a")
+    with pytest.raises(ConfigError, match=r"distiller\.bags\[1\]: empty path"):
+        load_distiller_config(None, out_dir="o", teacher="t", assistant="a", bags=["b", ""])
     with pytest.raises(ConfigError, match="needs train.max_steps in topic mode"):
         load_distiller_config(None, out_dir="o", teacher="t", assistant="a", mode="topic",
                               train={"schedule": "onecycle"})

@@ -21,8 +21,8 @@ from monotakd_ros.bags import kitti_layout as layout
 from monotakd_ros.data.kitti.labels import write_label_file
 from monotakd_ros.data.kitti.raw_drive import RawDrive
 from monotakd_ros.errors import ConfigError
+from monotakd_ros.eval.evaluator_config import EvaluatorConfig
 from monotakd_ros.geometry.frames import T_body_from_optical
-from monotakd_ros.nodes.evaluator import _output_frame
 
 NUM_FRAMES = 8
 DROPPED = 2
@@ -104,7 +104,7 @@ def test_label_folder_ground_truth_and_trigger(bag, tmp_path: Path) -> None:
     node.create_subscription(Detection3DArray, DETECTIONS, answers.append, 50)
     trigger = node.create_publisher(Empty, "/monotakd_evaluator/trigger", 10)
     procs = [evaluator(report_dir, f"gt_label_dir:={label_dir}", "idle_timeout_s:=0.0",
-                       "replay_finished_topic:=''",
+                       "use_replay_finished:=false",
                        f"gt_timestamps:={bag.drive_dir / 'image_02' / 'timestamps.txt'}")]
     try:
         procs.append(start(str(PROCS / "echo_ground_truth.py"), "--drop", "0"))
@@ -133,11 +133,19 @@ def test_label_folder_ground_truth_and_trigger(bag, tmp_path: Path) -> None:
 
 
 def test_output_frame_parameters_are_validated() -> None:
-    body = _output_frame({"box_axes": "body", "T_output_from_optical": [0.0]})
-    np.testing.assert_allclose(body.T_output_from_optical, T_body_from_optical())
-    assert _output_frame({"box_axes": "optical", "T_output_from_optical": [0.0]}) \
-        .T_output_from_optical is None
+    def config(**values: object) -> EvaluatorConfig:
+        return EvaluatorConfig(report_dir=Path("r"), **values)  # type: ignore[arg-type]
+
+    np.testing.assert_allclose(config(box_axes="body").output_frame().T_output_from_optical,
+                               T_body_from_optical())
+    assert config(box_axes="optical").output_frame().T_output_from_optical is None
+    shifted = np.eye(4)
+    shifted[0, 3] = 1.5
+    given = config(T_output_from_optical=tuple(shifted.ravel()))
+    np.testing.assert_array_equal(given.output_frame().T_output_from_optical, shifted)
     with pytest.raises(ConfigError, match="needs 16 numbers .* got 3"):
-        _output_frame({"box_axes": "body", "T_output_from_optical": [1.0, 2.0, 3.0]})
-    with pytest.raises(ConfigError, match="box_axes must be one of"):
-        _output_frame({"box_axes": "lidar", "T_output_from_optical": [0.0]})
+        config(box_axes="body", T_output_from_optical=(1.0, 2.0, 3.0))
+    with pytest.raises(ConfigError, match="box_axes / T_output_from_optical"):
+        config(T_output_from_optical=tuple((2.0 * np.eye(4)).ravel()))
+    with pytest.raises(ConfigError, match="gt_label_dir and gt_timestamps go together"):
+        config(gt_label_dir=Path("labels"))

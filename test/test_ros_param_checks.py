@@ -14,6 +14,7 @@ from monotakd_ros.errors import ConfigError
 from monotakd_ros.nodes.detector import DetectorNode
 from monotakd_ros.nodes.distiller import DistillerNode
 from monotakd_ros.nodes.evaluator import EvaluatorNode
+from monotakd_ros.ros.dataclass_params import declare_parameters
 from monotakd_ros.ros.param_checks import (
     check_parameter_overrides,
     entry_applies,
@@ -129,8 +130,7 @@ def test_the_shipped_params_files_name_only_declared_parameters(ros, config: str
             else Node(node_name, context=context))
     if node_name == "monotakd_distiller":
         from monotakd_ros.nodes.distiller import PARAMETERS
-        for name, (default, _) in PARAMETERS.items():
-            node.declare_parameter(name, default)
+        declare_parameters(node, PARAMETERS)
     check_parameter_overrides(node, argv)  # no ConfigError
 
 

@@ -1,10 +1,10 @@
 """Configuration of an offline distillation run (bag or topic mode), shared by node and console.
 
 One frozen dataclass, ``DistillerConfig``, holds what the distiller needs besides the models'
-own configs. It is read from the same parameters the ROS node declares: a ROS 2 parameter file
-(``<node>: ros__parameters: {...}``, nested ``train:`` keys are the node's ``train.*``
-parameters) or a flat mapping. Empty strings stand for "not set" in path parameters because ROS
-parameters cannot be null.
+own configs. The distiller node's parameters are generated from it (``ros/dataclass_params``):
+names, types, defaults, descriptions (``help``) and ranges; nested ``train`` fields are the
+``train.*`` parameters listed in ``TRAIN_PARAMETER_HELP``. An empty string means "not set" in the
+optional path parameters (ROS parameters cannot be null).
 
 ``train`` is the trainer's own ``TrainConfig``: optimiser, LR schedule, batch size, device, AMP,
 seed, intervals and the distillation preset. Fields about epochs, data loading, augmentation and
@@ -13,25 +13,37 @@ validation do not apply to streamed frames and are ignored.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from monotakd_ros.bags import kitti_layout as layout
-from monotakd_ros.configuration import (
-    bounded,
-    check_fields,
-    dataclass_from_dict,
-    load_yaml_mapping,
-)
+from monotakd_ros.configuration import bounded, check_fields, dataclass_from_dotted, described
 from monotakd_ros.errors import ConfigError
 from monotakd_ros.training.config import TrainConfig
 
 NODE_NAME = "monotakd_distiller"
 SourceMode = Literal["bag", "topic"]
 Reliability = Literal["reliable", "best_effort"]
+# The TrainConfig fields that apply to streamed frames, as train.* parameters, with their text.
+TRAIN_PARAMETER_HELP = {
+    "train.lr": "AdamW learning rate",
+    "train.weight_decay": "AdamW weight decay",
+    "train.schedule": "learning-rate schedule (onecycle and cosine need max_steps in topic mode)",
+    "train.warmup_steps": "cosine: linear warm-up steps",
+    "train.min_lr_ratio": "cosine: final lr = lr * min_lr_ratio",
+    "train.batch_size": "frames per optimiser step",
+    "train.max_steps": "stop after this many steps; 0: when the data ends",
+    "train.grad_clip": "max gradient norm; 0 disables clipping",
+    "train.max_nonfinite_steps": "steps in a row with a NaN/inf loss that stop the run",
+    "train.ckpt_interval": "steps between checkpoints; 0: at the end only",
+    "train.log_interval": "steps between loss log lines",
+    "train.device": "torch device",
+    "train.amp": "autocast (fp16 needs CUDA)",
+    "train.seed": "seed of the student's initial weights",
+    "train.distill": "distillation preset (distill/config.py)",
+    "train.distill_overrides": "loss setting over the preset",
+}
 
 
 def distill_train_defaults() -> TrainConfig:
@@ -44,34 +56,52 @@ def distill_train_defaults() -> TrainConfig:
 class DistillerConfig:
     """Models, frame sources, pairing, outputs and evaluation of one distillation run."""
 
-    out_dir: Path  # run folder: checkpoints/last, train_log.csv, frames_log.csv, eval_results.json
-    teacher: Path  # frozen LiDAR teacher checkpoint
-    assistant: Path  # frozen TA checkpoint
-    model_config: Path | None = None  # default: the model config stored in the teacher checkpoint
-    student_init: Path | None = None  # student checkpoint to start from (else random weights)
-    resume: bool = False  # continue out_dir/checkpoints/last
-    mode: SourceMode = "bag"
-    bags: tuple[Path, ...] = ()  # bag mode: rosbag2 folders or ROS 1 .bag files, in order
-    passes: int = bounded(1, gt=0)  # bag mode: how many times every bag is read
-    show_progress_bar: bool = True  # bag mode: tqdm bar on the terminal
-    slop_s: float = bounded(0.05, ge=0)  # image <-> CameraInfo / point cloud stamp tolerance
-    calib_file: Path | None = None  # KITTI object calib file or raw date dir; else /tf_static
-    image_topic: str = layout.IMAGE_TOPIC
-    camera_info_topic: str = layout.CAMERA_INFO_TOPIC
-    point_cloud_topic: str = layout.POINT_CLOUD_TOPIC
-    reliability: Reliability = "reliable"  # topic mode: QoS of the three sensor subscriptions
-    # topic mode: paired frames waiting for the trainer (older dropped)
-    queue_size: int = bounded(32, gt=0)
-    # topic mode: finish this long after the last frame; 0 = never
-    idle_timeout_s: float = bounded(0.0, ge=0)
-    progress_period_s: float = bounded(2.0, gt=0)  # how often progress is published / logged
-    eval_data: Path | None = None  # KITTI object root or a bag with ground truth
-    eval_split: str = ""  # object root: ImageSets name or split file; "" = every frame
-    eval_max_frames: int = bounded(0, ge=0)  # 0 = all
-    labelled_data: Path | None = None  # KITTI object root whose frames join every step (replay)
-    labelled_split: str = "train"  # ImageSets name or split file of labelled_data; "" = all
-    # labelled frames added to each step (needs labelled_data)
-    labelled_per_step: int = bounded(0, ge=0)
+    out_dir: Path = described(help="run folder: checkpoints/last, train_log.csv, "
+                              "frames_log.csv, eval_results.json")
+    teacher: Path = described(help="frozen LiDAR teacher checkpoint")
+    assistant: Path = described(help="frozen teaching-assistant checkpoint")
+    model_config: Path | None = described(
+        None, help="model YAML; empty: the config stored in the teacher checkpoint")
+    student_init: Path | None = described(
+        None, help="student checkpoint to start from; empty: random weights")
+    resume: bool = described(False, help="continue out_dir/checkpoints/last (frames used "
+                             "before are not reused)")
+    mode: SourceMode = described("bag", help="bag: read the bags at full speed; topic: "
+                                 "subscribe to a replay")
+    bags: tuple[Path, ...] = described((), help="bag mode: rosbag2 folders or ROS 1 .bag "
+                                       "files, read in order")
+    passes: int = bounded(1, gt=0, help="bag mode: how many times every bag is read")
+    show_progress_bar: bool = described(True, help="bag mode: tqdm progress bar on the "
+                                        "terminal")
+    slop_s: float = bounded(0.05, ge=0, help="max stamp difference (s) between an image and "
+                            "its CameraInfo / point cloud")
+    calib_file: Path | None = described(
+        None, help="KITTI object calib file or raw date folder; empty: use /tf_static")
+    image_topic: str = described(layout.IMAGE_TOPIC, help="camera image (Image)")
+    camera_info_topic: str = described(layout.CAMERA_INFO_TOPIC, help="CameraInfo; P is used")
+    point_cloud_topic: str = described(layout.POINT_CLOUD_TOPIC,
+                                       help="LiDAR PointCloud2 with x, y, z[, i]")
+    reliability: Reliability = described(
+        "reliable", help="topic mode: QoS reliability of the sensor subscriptions (reliable "
+        "matches ros2 bag play; best_effort also matches sensor drivers)")
+    queue_size: int = bounded(32, gt=0, help="topic mode: paired frames waiting for the "
+                              "trainer; older ones are dropped")
+    idle_timeout_s: float = bounded(0.0, ge=0, help="topic mode: finish when no frame came "
+                                    "for this many seconds after the first one; 0: never")
+    progress_period_s: float = bounded(2.0, gt=0, help="seconds between progress messages")
+    eval_data: Path | None = described(
+        None, help="labelled KITTI object root or bag with ground truth, evaluated before and "
+        "after; empty: no evaluation")
+    eval_split: str = described("", help="ImageSets name or split file of eval_data; empty: "
+                                "every frame")
+    eval_max_frames: int = bounded(0, ge=0, help="evaluate at most this many frames; 0: all")
+    labelled_data: Path | None = described(
+        None, help="KITTI object root whose labelled frames join every step (replay, keeps "
+        "the detection loss acting); empty: unlabelled only")
+    labelled_split: str = described("train", help="ImageSets name or split file of "
+                                    "labelled_data; empty: every frame")
+    labelled_per_step: int = bounded(0, ge=0, help="labelled frames added to every step; > 0 "
+                                     "with labelled_data")
     train: TrainConfig = field(default_factory=distill_train_defaults)
 
     def __post_init__(self) -> None:
@@ -93,78 +123,8 @@ class DistillerConfig:
             raise ConfigError(f"train.schedule: {self.train.schedule!r} needs train.max_steps "
                               "in topic mode (a stream has no known length); or use 'constant'")
 
-    @property
-    def checkpoint_interval(self) -> int:
-        """Optimiser steps between checkpoints (0: only at the end)."""
-        return self.train.ckpt_interval
-
-
-def _optional_path_fields() -> set[str]:
-    hints = typing.get_type_hints(DistillerConfig)
-    return {name for name, hint in hints.items() if hint == (Path | None)}
-
-
-def _nested(values: dict[str, Any]) -> dict[str, Any]:
-    """``{"train.lr": x}`` -> ``{"train": {"lr": x}}``; nested mappings pass unchanged."""
-    nested: dict[str, Any] = {}
-    for key, value in values.items():
-        head, dot, rest = str(key).partition(".")
-        if dot:
-            nested.setdefault(head, {})
-            if not isinstance(nested[head], dict):
-                raise ConfigError(f"{head}: given both as a value and as {key!r}")
-            nested[head][rest] = value
-        else:
-            nested[key] = value
-    return nested
-
 
 def distiller_config_from_values(values: dict[str, Any], where: str = "distiller"
                                  ) -> DistillerConfig:
     """Strictly validated config from parameter values (dotted or nested ``train`` keys)."""
-    data = _nested(values)
-    for key in _optional_path_fields():
-        if data.get(key) == "":
-            data[key] = None
-    if isinstance(data.get("bags"), (list, tuple)):
-        data["bags"] = [b for b in data["bags"] if b != ""]
-    train_values = data.pop("train", {}) or {}
-    if not isinstance(train_values, dict):
-        raise ConfigError(f"{where}.train: expected a mapping, got {train_values!r}")
-    base = dataclasses.asdict(distill_train_defaults())
-    base["betas"] = list(base["betas"])
-    data["train"] = {**base, **train_values}
-    return dataclass_from_dict(DistillerConfig, data, where=where)
-
-
-def parameters_in_file(path: Path, node_name: str = NODE_NAME) -> dict[str, Any]:
-    """The ``ros__parameters`` of ``node_name`` (or ``/**``) in a ROS 2 parameter file.
-
-    A file without ``ros__parameters`` is taken as a plain mapping of the same keys.
-    """
-    data = load_yaml_mapping(path)
-    for key in (node_name, f"/{node_name}", "/**", "**"):
-        section = data.get(key)
-        if isinstance(section, dict) and "ros__parameters" in section:
-            parameters = section["ros__parameters"]
-            if not isinstance(parameters, dict):
-                raise ConfigError(f"{path}: {key}.ros__parameters must be a mapping")
-            return dict(parameters)
-    if any(isinstance(v, dict) and "ros__parameters" in v for v in data.values()):
-        raise ConfigError(f"{path}: no ros__parameters for node {node_name!r} or '/**'; "
-                          f"sections found: {sorted(data)}")
-    return data
-
-
-def load_distiller_config(path: Path | None, **overrides: Any) -> DistillerConfig:
-    """Config from a parameter file (optional) with overrides; ``None`` overrides are ignored."""
-    values = parameters_in_file(path) if path is not None else {}
-    values = _nested(values)
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if key == "train":
-            values["train"] = {**(values.get("train") or {}), **value}
-        else:
-            values[key] = value
-    return distiller_config_from_values(values, where=str(path) if path else "distiller")
+    return dataclass_from_dotted(DistillerConfig, values, where)

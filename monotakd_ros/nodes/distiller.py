@@ -13,7 +13,6 @@ distill`` starts the same node with friendlier flags (see ``distiller_cli``).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import queue
 import sys
@@ -24,12 +23,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
@@ -37,72 +33,23 @@ from tf2_msgs.msg import TFMessage
 
 from monotakd_ros.distill.config import DistillConfig
 from monotakd_ros.distiller.bag_source import StopRequested
-from monotakd_ros.distiller.run_config import (
-    NODE_NAME,
-    DistillerConfig,
-    distill_train_defaults,
-    distiller_config_from_values,
-)
+from monotakd_ros.distiller.run_config import NODE_NAME, TRAIN_PARAMETER_HELP, DistillerConfig
 from monotakd_ros.distiller.session import DistillSession, DistillSummary, format_evaluations
 from monotakd_ros.errors import MonotakdError
+from monotakd_ros.ros.dataclass_params import (
+    ParameterSpec,
+    config_from_node,
+    declare_parameters,
+    parameter_specs,
+)
 from monotakd_ros.ros.param_checks import check_parameter_overrides, parameter_type_errors
 from monotakd_ros.ros.sensor_frames import Rejection, SensorFrameBuilder
 from monotakd_ros.ros.sensor_sync import SensorFrameSync, SyncedFrame
 
-_TRAIN = distill_train_defaults()
-# name -> (default, description); a None default declares a typed parameter without a value.
-PARAMETERS: dict[str, tuple[Any, str]] = {
-    "mode": ("bag", "bag: read the bags parameter at full speed; topic: subscribe to a replay"),
-    "bags": (Parameter.Type.STRING_ARRAY, "bag mode: rosbag2 folders or ROS 1 .bag files"),
-    "passes": (1, "bag mode: how many times every bag is read"),
-    "show_progress_bar": (True, "bag mode: tqdm progress bar on the terminal"),
-    "out_dir": ("", "run folder: checkpoints/last, train_log.csv, frames_log.csv, results"),
-    "teacher": ("", "frozen LiDAR teacher checkpoint"),
-    "assistant": ("", "frozen teaching-assistant checkpoint"),
-    "model_config": ("", "model YAML; empty: the config stored in the teacher checkpoint"),
-    "student_init": ("", "student checkpoint to start from; empty: random weights"),
-    "resume": (False, "continue out_dir/checkpoints/last (frames used before are not reused)"),
-    "slop_s": (0.05, "max stamp difference between an image and its CameraInfo / point cloud"),
-    "calib_file": ("", "KITTI object calib file or raw date folder; empty: use /tf_static"),
-    "image_topic": ("/kitti/camera_color_left/image_raw", "camera image (Image)"),
-    "camera_info_topic": ("/kitti/camera_color_left/camera_info", "CameraInfo; P is used"),
-    "point_cloud_topic": ("/kitti/velo/pointcloud", "LiDAR PointCloud2 with x, y, z[, i]"),
-    "reliability": ("reliable", "topic mode: QoS reliability of the sensor subscriptions "
-                    "(reliable matches ros2 bag play; best_effort also matches sensor drivers)"),
-    "queue_size": (32, "topic mode: paired frames waiting for the trainer; older are dropped"),
-    "idle_timeout_s": (0.0, "topic mode: finish when no frame came for this many seconds "
-                       "after the first one; 0: run until shut down"),
-    "progress_period_s": (2.0, "seconds between progress messages"),
-    "eval_data": ("", "labelled KITTI object root or bag with ground truth, evaluated before "
-                  "and after; empty: no evaluation"),
-    "eval_split": ("", "ImageSets name or split file of eval_data; empty: every frame"),
-    "eval_max_frames": (0, "evaluate at most this many frames; 0: all"),
-    "labelled_data": ("", "KITTI object root whose labelled frames join every step "
-                      "(replay, keeps the detection loss acting); empty: unlabelled only"),
-    "labelled_split": ("train", "ImageSets name or split file of labelled_data"),
-    "labelled_per_step": (0, "labelled frames added to every step; > 0 with labelled_data"),
-    "train.lr": (_TRAIN.lr, "AdamW learning rate"),
-    "train.weight_decay": (_TRAIN.weight_decay, "AdamW weight decay"),
-    "train.schedule": (_TRAIN.schedule, "constant | onecycle | cosine (needs max_steps in "
-                       "topic mode)"),
-    "train.warmup_steps": (_TRAIN.warmup_steps, "cosine: linear warm-up steps"),
-    "train.min_lr_ratio": (_TRAIN.min_lr_ratio, "cosine: final lr = lr * min_lr_ratio"),
-    "train.batch_size": (_TRAIN.batch_size, "frames per optimiser step"),
-    "train.max_steps": (_TRAIN.max_steps, "stop after this many steps; 0: when the data ends"),
-    "train.grad_clip": (_TRAIN.grad_clip, "max gradient norm; 0 disables clipping"),
-    "train.ckpt_interval": (_TRAIN.ckpt_interval, "steps between checkpoints; 0: at the end"),
-    "train.log_interval": (_TRAIN.log_interval, "steps between loss log lines"),
-    "train.device": (_TRAIN.device, "auto | cpu | cuda"),
-    "train.amp": (_TRAIN.amp, "off | fp16 (CUDA) | bf16"),
-    "train.seed": (_TRAIN.seed, "seed of the student's initial weights"),
-    "train.distill": (_TRAIN.distill, "takd (IMD + CMRD + response) | imd | cmkd"),
-}
-# Per-term weights over the preset (train.distill_overrides.<field> in a parameter file).
-OVERRIDE_PREFIX = "train.distill_overrides."
-PARAMETERS.update({
-    f"{OVERRIDE_PREFIX}{field.name}": (-1.0, f"DistillConfig.{field.name} over the preset; "
-                                       "negative: the preset's value")
-    for field in dataclasses.fields(DistillConfig) if field.type in (float, "float")})
+# Names, types, defaults, descriptions and ranges, all from DistillerConfig (run_config.py).
+PARAMETERS: list[ParameterSpec] = parameter_specs(
+    DistillerConfig, select={"train": {name.split(".", 1)[1] for name in TRAIN_PARAMETER_HELP}},
+    entries={"train.distill_overrides": DistillConfig}, descriptions=TRAIN_PARAMETER_HELP)
 
 
 def sensor_qos(reliability: str, depth: int) -> QoSProfile:
@@ -125,11 +72,9 @@ class DistillerNode(Node):
     def __init__(self, argv: Sequence[str] = ()) -> None:
         super().__init__(NODE_NAME)
         with parameter_type_errors(NODE_NAME):
-            for name, (default, description) in PARAMETERS.items():
-                self.declare_parameter(name, default,
-                                       ParameterDescriptor(description=description))
+            declare_parameters(self, PARAMETERS)
         check_parameter_overrides(self, argv)
-        self.config: DistillerConfig = distiller_config_from_values(self._parameter_values())
+        self.config: DistillerConfig = config_from_node(self, DistillerConfig, PARAMETERS)
         self.progress_pub = self.create_publisher(String, "~/progress", 10)
         self.session = DistillSession(self.config)
         self._frames: queue.Queue[SyncedFrame] = queue.Queue(maxsize=self.config.queue_size)
@@ -139,22 +84,6 @@ class DistillerNode(Node):
         self._first_frame: float | None = None
         self._stop = threading.Event()
         self.summary: DistillSummary | None = None
-
-    def _parameter_values(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        overrides: dict[str, float] = {}
-        for name in PARAMETERS:
-            try:
-                value = self.get_parameter(name).value
-            except ParameterUninitializedException:
-                continue  # typed parameter without a value: the config default applies
-            if name.startswith(OVERRIDE_PREFIX):
-                if value >= 0.0:
-                    overrides[name.removeprefix(OVERRIDE_PREFIX)] = float(value)
-            else:
-                values[name] = value
-        values["train.distill_overrides"] = overrides
-        return values
 
     def publish_progress(self, report: dict[str, Any]) -> None:
         """Publish the progress report on ~/progress and log its headline."""

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException
 from rclpy.logging import get_logger
@@ -28,47 +27,29 @@ from std_msgs.msg import Empty
 from vision_msgs.msg import Detection3DArray
 
 from monotakd_ros.bags.ground_truth import labels_from_detections
-from monotakd_ros.errors import ConfigError, MonotakdError
-from monotakd_ros.eval.detection_frames import OutputFrame, detection_frame_of, stamp_ns_of
+from monotakd_ros.configuration import dataclass_to_dict
+from monotakd_ros.errors import MonotakdError
+from monotakd_ros.eval.detection_frames import detection_frame_of, stamp_ns_of
+from monotakd_ros.eval.evaluator_config import EvaluatorConfig
 from monotakd_ros.eval.label_stamps import stamped_label_files
 from monotakd_ros.eval.plots import draw_overlay, write_overlay
 from monotakd_ros.eval.stream import (
-    DEFAULT_CLASSES,
     StreamEvaluation,
     StreamEvaluator,
     exit_status,
 )
 from monotakd_ros.eval.stream_report import write_stream_report
-from monotakd_ros.geometry.frames import T_body_from_optical
+from monotakd_ros.ros.dataclass_params import (
+    ParameterSpec,
+    config_from_node,
+    declare_parameters,
+    parameter_specs,
+)
 from monotakd_ros.ros.image_conversion import image_msg_to_bgr8
 from monotakd_ros.ros.param_checks import check_parameter_overrides, parameter_type_errors
 
-_PARAMETERS: tuple[tuple[str, Any, str], ...] = (
-    ("detections_topic", "/monotakd_detector/detections", "detector output (Detection3DArray)"),
-    ("detections_reliability", "reliable", "QoS of the detections subscription: reliable or "
-                                           "best_effort (best_effort also hears best_effort "
-                                           "publishers)"),
-    ("ground_truth_topic", "/kitti/ground_truth/detections", "ground truth Detection3DArray "
-                                                             "(used unless gt_label_dir is set)"),
-    ("gt_label_dir", "", "folder of label_2 files <index>.txt; replaces ground_truth_topic"),
-    ("gt_timestamps", "", "timestamps.txt giving the stamp of each label file's frame"),
-    ("camera_info_topic", "/kitti/camera_color_left/camera_info", "P and size for 2D boxes"),
-    ("image_topic", "/kitti/camera_color_left/image_raw", "images for overlays"),
-    ("overlay_count", 0, "draw boxes on this many of the first images (0: none)"),
-    ("report_dir", "", "folder for report.json, report.md and the figures (required)"),
-    ("classes", list(DEFAULT_CLASSES), "KITTI classes to evaluate"),
-    ("stamp_tolerance_s", 0.005, "max stamp difference between detections and ground truth"),
-    ("idle_timeout_s", 10.0, "evaluate after this long without any message (0: never)"),
-    ("replay_finished_topic", "/monotakd_replay/finished", "std_msgs/Empty end-of-replay signal"),
-    ("end_grace_s", 5.0, "after the end signal, wait this long for outstanding detections"),
-    ("box_axes", "optical", "local box axes of the detector output: optical or body"),
-    ("T_output_from_optical", [0.0], "row-major 4x4 from the optical frame to the detector's "
-                                     "output frame; [0.0]: identity (optical) or the level "
-                                     "camera body rotation (body)"),
-    ("exit_after_report", True, "shut down once the report is written"),
-    ("expected_ground_truth", 0, "ground truth messages the replay sends (the bag's count); "
-                                 "fewer arriving fails the run (0: not checked)"),
-)
+# Names, types, defaults, descriptions and ranges, all from EvaluatorConfig.
+PARAMETERS: list[ParameterSpec] = parameter_specs(EvaluatorConfig)
 
 
 class EvaluatorNode(Node):
@@ -77,64 +58,52 @@ class EvaluatorNode(Node):
     def __init__(self) -> None:
         super().__init__("monotakd_evaluator")
         with parameter_type_errors(self.get_name()):
-            for name, default, text in _PARAMETERS:
-                self.declare_parameter(name, default, ParameterDescriptor(description=text))
-        p = {name: self.get_parameter(name).value for name, _, _ in _PARAMETERS}
-        if not p["report_dir"]:
-            raise ConfigError("parameter report_dir is empty: name the report folder")
-        self.report_dir = Path(p["report_dir"]).expanduser()
-        self.evaluator = StreamEvaluator(p["stamp_tolerance_s"], p["classes"], _output_frame(p),
-                                         _non_negative(p, "expected_ground_truth"))
-        self.idle_timeout_s = float(p["idle_timeout_s"])
-        self.end_grace_s = float(p["end_grace_s"])
-        self.exit_after_report = bool(p["exit_after_report"])
-        self.overlay_count = int(p["overlay_count"])
-        self.settings = {key: value for key, value in p.items()}
+            declare_parameters(self, PARAMETERS)
+        self.config: EvaluatorConfig = config_from_node(self, EvaluatorConfig, PARAMETERS)
+        cfg = self.config
+        self.report_dir = cfg.report_dir.expanduser()
+        self.evaluator = StreamEvaluator(cfg.stamp_tolerance_s, cfg.classes, cfg.output_frame(),
+                                         cfg.expected_ground_truth)
+        self.settings = dataclass_to_dict(cfg)
         self.evaluation: StreamEvaluation | None = None
         self.done = False
         self._images: dict[int, np.ndarray] = {}
         self._last_message_s: float | None = None
         self._finished_at_s: float | None = None
-        self._subscribe(p)
+        self._subscribe(cfg)
         self.create_timer(0.2, self._check_end)
 
-    def _subscribe(self, p: dict[str, Any]) -> None:
+    def _subscribe(self, cfg: EvaluatorConfig) -> None:
         reliability = {"reliable": ReliabilityPolicy.RELIABLE,
-                       "best_effort": ReliabilityPolicy.BEST_EFFORT}.get(
-                           p["detections_reliability"])
-        if reliability is None:
-            raise ConfigError("parameter detections_reliability must be reliable or best_effort, "
-                              f"got {p['detections_reliability']!r}")
+                       "best_effort": ReliabilityPolicy.BEST_EFFORT}[cfg.detections_reliability]
         events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-        self.create_subscription(Detection3DArray, p["detections_topic"], self._on_detections,
+        self.create_subscription(Detection3DArray, cfg.detections_topic, self._on_detections,
                                  QoSProfile(depth=100, reliability=reliability),
                                  event_callbacks=events)
-        if p["gt_label_dir"]:
-            if not p["gt_timestamps"]:
-                raise ConfigError("parameter gt_timestamps is empty but gt_label_dir is set")
-            for stamp_ns, labels in stamped_label_files(Path(p["gt_label_dir"]),
-                                                        Path(p["gt_timestamps"])).items():
+        if cfg.gt_label_dir is not None and cfg.gt_timestamps is not None:
+            for stamp_ns, labels in stamped_label_files(cfg.gt_label_dir,
+                                                        cfg.gt_timestamps).items():
                 self.evaluator.add_ground_truth(stamp_ns, labels)
-            source = f"{self.evaluator.num_ground_truth} label files in {p['gt_label_dir']}"
+            source = f"{self.evaluator.num_ground_truth} label files in {cfg.gt_label_dir}"
         else:
-            self.create_subscription(Detection3DArray, p["ground_truth_topic"],
+            self.create_subscription(Detection3DArray, cfg.ground_truth_topic,
                                      self._on_ground_truth, QoSProfile(depth=100),
                                      event_callbacks=events)
-            source = p["ground_truth_topic"]
-        self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_camera_info,
+            source = cfg.ground_truth_topic
+        self.create_subscription(CameraInfo, cfg.camera_info_topic, self._on_camera_info,
                                  qos_profile_sensor_data)
-        if self.overlay_count > 0:
-            self.create_subscription(Image, p["image_topic"], self._on_image,
+        if cfg.overlay_count > 0:
+            self.create_subscription(Image, cfg.image_topic, self._on_image,
                                      qos_profile_sensor_data)
         self.create_subscription(Empty, "~/trigger", lambda _msg: self.evaluate_now("trigger"),
                                  10)
-        if p["replay_finished_topic"]:
+        if cfg.use_replay_finished:
             latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            self.create_subscription(Empty, p["replay_finished_topic"], self._on_finished,
+            self.create_subscription(Empty, cfg.replay_finished_topic, self._on_finished,
                                      latched)
         self.get_logger().info(
-            f"scoring {p['detections_topic']} ({p['detections_reliability']}) against {source}; "
+            f"scoring {cfg.detections_topic} ({cfg.detections_reliability}) against {source}; "
             f"report in {self.report_dir}")
 
     def _on_incompatible_qos(self, event: Any) -> None:
@@ -170,7 +139,7 @@ class EvaluatorNode(Node):
                                        (message.height, message.width))
 
     def _on_image(self, message: Image) -> None:
-        if len(self._images) >= self.overlay_count:
+        if len(self._images) >= self.config.overlay_count:
             return
         try:
             self._images[stamp_ns_of(message.header.stamp)] = image_msg_to_bgr8(message)
@@ -187,11 +156,11 @@ class EvaluatorNode(Node):
         if self._finished_at_s is not None and (
                 (self.evaluator.all_ground_truth_answered()
                  and self.evaluator.ground_truth_complete)
-                or now - self._finished_at_s > self.end_grace_s):
+                or now - self._finished_at_s > self.config.end_grace_s):
             self.evaluate_now("replay finished")
-        elif (self.idle_timeout_s > 0.0 and self._last_message_s is not None
-              and now - self._last_message_s > self.idle_timeout_s):
-            self.evaluate_now(f"no message for {self.idle_timeout_s:.1f} s")
+        elif (self.config.idle_timeout_s > 0.0 and self._last_message_s is not None
+              and now - self._last_message_s > self.config.idle_timeout_s):
+            self.evaluate_now(f"no message for {self.config.idle_timeout_s:.1f} s")
 
     def evaluate_now(self, reason: str) -> None:
         """Evaluate what has arrived, write the report, and (optionally) finish."""
@@ -210,7 +179,7 @@ class EvaluatorNode(Node):
             f"{counts.ground_truth_frames_without_detection_message} dropped, "
             f"{counts.detection_messages_without_ground_truth} without ground truth; "
             f"report in {self.report_dir}\n{table}")
-        self.done = self.exit_after_report
+        self.done = self.config.exit_after_report
 
     def _write_overlays(self, evaluation: StreamEvaluation) -> list[Path]:
         paths = []
@@ -226,27 +195,6 @@ class EvaluatorNode(Node):
             write_overlay(path, draw_overlay(image, *frames[nearest], camera.P))
             paths.append(path)
         return paths
-
-
-def _non_negative(p: dict[str, Any], name: str) -> int:
-    if int(p[name]) < 0:
-        raise ConfigError(f"parameter {name} must be >= 0, got {p[name]}")
-    return int(p[name])
-
-
-def _output_frame(p: dict[str, Any]) -> OutputFrame:
-    values = [float(v) for v in p["T_output_from_optical"]]
-    if values == [0.0]:
-        T = T_body_from_optical() if p["box_axes"] == "body" else None
-    elif len(values) == 16:
-        T = np.array(values).reshape(4, 4)
-    else:
-        raise ConfigError(f"parameter T_output_from_optical needs 16 numbers (row-major 4x4) or "
-                          f"[0.0], got {len(values)}")
-    try:
-        return OutputFrame(box_axes=p["box_axes"], T_output_from_optical=T)
-    except MonotakdError as err:
-        raise ConfigError(f"parameters box_axes / T_output_from_optical: {err}") from err
 
 
 def main(args: list[str] | None = None) -> int:
