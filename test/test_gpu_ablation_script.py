@@ -51,7 +51,7 @@ def test_the_bare_python_lacks_ros_and_rosbags(bare_env: dict[str, str]) -> None
         assert result.returncode == expected_rc, (module, result.stderr[-2000:])
 
 
-@pytest.mark.slow  # about 25 s idle: four Python processes (data, two seeds, merge)
+@pytest.mark.slow  # four Python processes (data, two seeds, merge); 117 s under load 20
 def test_toy_run_writes_the_table_timing_and_plan(bare_env: dict[str, str],
                                                   tmp_path: Path) -> None:
     configs = tmp_path / "train"
