@@ -7,9 +7,10 @@ Usage:
     .venv/bin/python bench/bench_inference.py --predictor          # + predict() on 1242 x 375
     .venv/bin/python bench/bench_inference.py --ab                 # before/after on this CPU
 
-Targets (design §5): small >= 10 frames/s on a 2-core CPU; H200/H100 kitti_r50 predict() <= 4 ms,
-small <= 2 ms, network >= 25 % of the fp16 peak. FLOPs are counted by torch.utils.flop_counter
-(convolutions and matrix products, 2 per MAC); grid_sample and element-wise ops are not counted.
+Targets (docs/benchmarks.md): small >= 10 frames/s on a 2-core CPU; H200/H100 kitti_r50
+predict() <= 4 ms, small <= 2 ms, network >= 25 % of the fp16 peak. FLOPs are counted by
+torch.utils.flop_counter (convolutions and matrix products, 2 per MAC); grid_sample and
+element-wise ops are not counted.
 ``--ab`` interleaves the pre-fast-path network call (``model(images, P2)`` under
 ``inference_mode``) with the eager runner the predictor now uses, and prints their ratio.
 """
@@ -37,7 +38,7 @@ from monotakd_ros.training.random_checkpoint import make_random_student_checkpoi
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = [ROOT / "config/models/small.yaml", ROOT / "config/models/kitti_r50.yaml"]
-# KITTI object training/calib/000000.txt P2 at 1242 x 375 (design §3)
+# KITTI object training/calib/000000.txt P2 at 1242 x 375
 KITTI_P2 = np.array([[7.215377e02, 0.0, 6.095593e02, 4.485728e01],
                      [0.0, 7.215377e02, 1.728540e02, 2.163791e-01],
                      [0.0, 0.0, 1.0, 2.745884e-03]])

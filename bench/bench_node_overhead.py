@@ -1,4 +1,4 @@
-"""Detector node overhead per frame vs model time, and end-to-end latency (design §5).
+"""Detector node overhead per frame vs model time, and end-to-end latency.
 
 Usage:
     .venv/bin/python bench/bench_node_overhead.py                    # small config, CPU
@@ -50,7 +50,7 @@ from monotakd_ros.inference import StudentPredictor  # noqa: E402
 from monotakd_ros.models.config import load_model_config  # noqa: E402
 from monotakd_ros.training.random_checkpoint import make_random_student_checkpoint  # noqa: E402
 
-# What design §5 calls node overhead; rgb8 (a copy) is the worse of the two conversions.
+# Node overhead as docs/benchmarks.md counts it; rgb8 (a copy) is the worse of the two conversions.
 OVERHEAD = ("rgb8_to_bgr8", "pairing", "camera_info_check", "output_frame", "detection_array",
             "marker_array", "serialize")
 

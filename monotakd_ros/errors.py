@@ -43,10 +43,6 @@ class DatasetError(MonotakdError):
     """A dataset directory is incomplete or inconsistent."""
 
 
-class BuildError(MonotakdError):
-    """The environment lacks a tool needed to build interfaces (compiler, CMake)."""
-
-
 class GeometryError(MonotakdError):
     """Boxes, poses or transforms have unusable shapes or values (names the argument)."""
 

@@ -6,13 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from helpers_geometry import points_in_boxes_lidar
 
 from monotakd_ros.errors import GeometryError
 from monotakd_ros.geometry.boxes import (
     BOX_EDGES,
     corners_cam,
     corners_lidar,
-    points_in_boxes_lidar,
 )
 from monotakd_ros.geometry.calib import CameraCalib
 from monotakd_ros.geometry.frames import boxes_cam_to_lidar

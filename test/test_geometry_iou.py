@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers_geometry import iou3d_matrix_lidar
 
 from monotakd_ros.errors import GeometryError
 from monotakd_ros.geometry.boxes import corners_cam
@@ -17,7 +18,6 @@ from monotakd_ros.geometry.iou import (
     iou2d_matrix,
     iou2d_matrix_aligned_bev,
     iou3d_matrix_cam,
-    iou3d_matrix_lidar,
 )
 
 

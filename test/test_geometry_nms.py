@@ -7,10 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers_geometry import rotated_nms_numpy
 
 from monotakd_ros.errors import GeometryError
 from monotakd_ros.geometry.iou import bev_iou_pairs
-from monotakd_ros.geometry.nms import rotated_nms, rotated_nms_numpy
+from monotakd_ros.geometry.nms import rotated_nms
 
 
 def reference_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float,

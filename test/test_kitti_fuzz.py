@@ -41,7 +41,7 @@ PREDICTIONS = (
     "Pedestrian 0.12 -1 -0.20 712.40 143.00 810.73 307.92 1.89 0.48 1.20 1.84 1.47 8.41 0.01 "
     "0.4410\n"
 )
-# design §3: the real calibration of object training/calib/000000.txt
+# the real calibration of object training/calib/000000.txt
 P2 = np.array([7.215377e02, 0, 6.095593e02, 4.485728e01, 0, 7.215377e02, 1.728540e02,
                2.163791e-01, 0, 0, 1, 2.745884e-03]).reshape(3, 4)
 R0_RECT = np.array([9.999239e-01, 9.837760e-03, -7.445048e-03, -9.869795e-03, 9.999421e-01,

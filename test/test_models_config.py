@@ -13,7 +13,7 @@ from monotakd_ros.models.config import ModelConfig, load_model_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config" / "models"
 
-# design §3, typed in again here as the independent reference
+# The real KITTI calibration (calib 000000.txt), typed in again as the independent reference
 R0_RECT = np.array([9.999239e-01, 9.837760e-03, -7.445048e-03, -9.869795e-03, 9.999421e-01,
                     -4.278459e-03, 7.402527e-03, 4.351614e-03, 9.999631e-01]).reshape(3, 3)
 TR_VELO_TO_CAM = np.array([7.533745e-03, -9.999714e-01, -6.166020e-04, -4.069766e-03,

@@ -15,7 +15,6 @@ from monotakd_ros.models.lifting import (
     continuous_bin_index,
     depth_bin_indices,
     frustum_features,
-    lid_bin_centres_m,
     lid_bin_edges_m,
     lidar_depth_one_hot,
     voxel_centres_lidar,
@@ -23,6 +22,12 @@ from monotakd_ros.models.lifting import (
 
 # With 4 bins over [2, 12] the LID widths are 1, 2, 3, 4 m: edges 2, 3, 5, 8, 12.
 FOUR_BINS = DepthBinsConfig(num_bins=4, min_m=2.0, max_m=12.0)
+
+
+def lid_bin_centres_m(cfg: DepthBinsConfig) -> torch.Tensor:
+    """(N,) depth at the middle of each LID bin."""
+    edges = lid_bin_edges_m(cfg)
+    return 0.5 * (edges[:-1] + edges[1:])
 
 
 def test_lid_edges_match_the_closed_form_and_grow_linearly() -> None:

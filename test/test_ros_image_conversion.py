@@ -8,12 +8,21 @@ from sensor_msgs.msg import Image
 from monotakd_ros.errors import ImageEncodingError
 from monotakd_ros.ros.image_conversion import (
     array_to_image_msg,
-    depth_msg_to_metres,
     image_msg_to_array,
     image_msg_to_bgr8,
 )
 
 RNG = np.random.default_rng(7)
+
+
+def depth_msg_to_metres(msg: Image) -> np.ndarray:
+    """16UC1 (millimetres) or 32FC1 (metres) depth Image -> (H, W) float32 metres, 0 = none."""
+    array = image_msg_to_array(msg)
+    if msg.encoding == "16UC1":
+        return array.astype(np.float32) / 1000.0
+    if msg.encoding == "32FC1":
+        return np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    raise ImageEncodingError(f"encoding '{msg.encoding}' is not a depth image")
 BGR = RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8)
 
 

@@ -6,12 +6,12 @@ from functools import cache
 
 import numpy as np
 import pytest
+from helpers_geometry import points_in_boxes_lidar
 
 from monotakd_ros.data.synth.config import SynthConfig
 from monotakd_ros.data.synth.generator import SynthFrame, frame_rng, generate_object_frame
 from monotakd_ros.data.synth.rig import T_rect_from_world
 from monotakd_ros.data.synth.scene import sample_world
-from monotakd_ros.geometry.boxes import points_in_boxes_lidar
 from monotakd_ros.geometry.frames import boxes_cam_to_lidar
 from monotakd_ros.geometry.projection import lidar_depth_map, project_rect_to_image
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers_geometry import points_in_boxes_lidar
 
 from monotakd_ros.data.synth.actors import Actor
 from monotakd_ros.data.synth.config import SynthConfig
@@ -13,7 +14,6 @@ from monotakd_ros.data.synth.primitives import PrimitiveBuilder
 from monotakd_ros.data.synth.rig import RigPose
 from monotakd_ros.data.synth.scene import World, sample_lighting
 from monotakd_ros.data.synth.traffic import make_actor
-from monotakd_ros.geometry.boxes import points_in_boxes_lidar
 from monotakd_ros.geometry.frames import boxes_cam_to_lidar
 from monotakd_ros.geometry.projection import boxes3d_to_boxes2d
 

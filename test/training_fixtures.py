@@ -34,7 +34,7 @@ _TR_VELO_TO_CAM = np.array([
 
 
 def kitti_calib() -> CameraCalib:
-    """The real KITTI calibration of design §3."""
+    """The real KITTI calibration (object training/calib/000000.txt)."""
     return CameraCalib(P2=_KITTI_P2, R0_rect=_R0_RECT, T_cam_from_lidar=_TR_VELO_TO_CAM)
 
 

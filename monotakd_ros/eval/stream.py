@@ -195,11 +195,6 @@ class StreamEvaluator:
         """Ground truth frames received so far."""
         return len(self._ground_truth)
 
-    @property
-    def num_detections(self) -> int:
-        """Detection messages received so far."""
-        return len(self._detections)
-
     def all_ground_truth_answered(self) -> bool:
         """Whether every ground truth frame has a detection message (the run may end early)."""
         return bool(self._ground_truth) and not match_frames(

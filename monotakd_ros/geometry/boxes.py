@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from monotakd_ros.errors import GeometryError
 from monotakd_ros.geometry.frames import box_array
 
 BOX_EDGES: list[tuple[int, int]] = [
@@ -58,22 +57,3 @@ def corners_lidar(boxes_lidar: np.ndarray) -> np.ndarray:
     lidar_y = y + local_x * sin_yaw + local_y * cos_yaw
     lidar_z = np.broadcast_to(z + local_z, lidar_x.shape)
     return np.stack([lidar_x, lidar_y, lidar_z], axis=2)
-
-
-def points_in_boxes_lidar(points: np.ndarray, boxes_lidar: np.ndarray) -> np.ndarray:
-    """(P, 3+) LiDAR points and (N, 7) LiDAR boxes -> (N, P) bool, True where inside (or on)."""
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] < 3:
-        raise GeometryError(f"points must have shape (P, 3+), got {points.shape}")
-    boxes_lidar = box_array(boxes_lidar, "boxes_lidar")
-    inside = np.zeros((len(boxes_lidar), len(points)), dtype=bool)
-    for start in range(0, len(boxes_lidar), 16):  # bounds the (chunk, P, 3) temporaries
-        chunk = boxes_lidar[start:start + 16]
-        offset = points[None, :, :3] - chunk[:, None, :3]  # (n, P, 3)
-        cos_yaw, sin_yaw = np.cos(chunk[:, 6:7]), np.sin(chunk[:, 6:7])  # (n, 1)
-        along = offset[..., 0] * cos_yaw + offset[..., 1] * sin_yaw
-        across = -offset[..., 0] * sin_yaw + offset[..., 1] * cos_yaw
-        inside[start:start + 16] = ((np.abs(along) <= chunk[:, 3:4] / 2.0)
-                                    & (np.abs(across) <= chunk[:, 4:5] / 2.0)
-                                    & (np.abs(offset[..., 2]) <= chunk[:, 5:6] / 2.0))
-    return inside

@@ -30,7 +30,6 @@ __all__ = [
     "quat_from_yaw_about_axis", "quat_to_matrix", "transform_oriented_boxes", "wrap_angle",
 ]
 
-_AXIS_X = np.array([1.0, 0.0, 0.0])
 _AXIS_Y = np.array([0.0, 1.0, 0.0])
 _AXIS_Z = np.array([0.0, 0.0, 1.0])
 

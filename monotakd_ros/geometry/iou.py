@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from monotakd_ros.errors import GeometryError
-from monotakd_ros.geometry.frames import boxes_cam_to_bev, boxes_lidar_to_bev
+from monotakd_ros.geometry.frames import boxes_cam_to_bev
 
 Array = Any  # np.ndarray or torch.Tensor; functions return what they are given
 
@@ -226,13 +226,6 @@ def _iou3d(xp: ModuleType, bev_a: Array, bev_b: Array, bottom_a: Array, top_a: A
     shared = intersection * overlap
     return _safe_ratio(xp, shared, volume_a[:, None] + volume_b[None, :] - shared)
 
-
-def iou3d_matrix_lidar(a: Array, b: Array) -> Array:
-    """(N, 7) and (M, 7) LiDAR boxes [x, y, z, l, w, h, yaw] -> (N, M) 3D IoU."""
-    xp, a, b = _prepare_pair(a, b, 7)
-    return _iou3d(xp, boxes_lidar_to_bev(a), boxes_lidar_to_bev(b),
-                  a[:, 2] - a[:, 5] / 2.0, a[:, 2] + a[:, 5] / 2.0,
-                  b[:, 2] - b[:, 5] / 2.0, b[:, 2] + b[:, 5] / 2.0)
 
 
 def bev_iou_matrix_cam(a: Array, b: Array) -> Array:

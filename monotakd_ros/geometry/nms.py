@@ -61,14 +61,6 @@ def rotated_nms(boxes_bev: torch.Tensor, scores: torch.Tensor, iou_threshold: fl
     return order[torch.from_numpy(kept).to(device)]
 
 
-def rotated_nms_numpy(boxes_bev: np.ndarray, scores: np.ndarray, iou_threshold: float,
-                      max_keep: int | None = None) -> np.ndarray:
-    """``rotated_nms`` on numpy arrays: (K,) int64 indices of the kept boxes."""
-    kept = rotated_nms(torch.from_numpy(np.asarray(boxes_bev, dtype=np.float64)),
-                       torch.from_numpy(np.asarray(scores, dtype=np.float64)),
-                       iou_threshold, max_keep)
-    return kept.numpy()
-
 
 def _greedy_kept_ranks(ranked: np.ndarray, groups: np.ndarray | None, iou_threshold: float,
                        limit: int) -> np.ndarray:

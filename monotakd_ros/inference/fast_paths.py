@@ -133,7 +133,7 @@ class NetworkRunner:
         height, width = self._input_hw
         generator = torch.Generator().manual_seed(0)
         images = torch.randn(1, 3, height, width, generator=generator)
-        scale = width / 1242.0  # KITTI's P2 (design §3) fitted to the input width
+        scale = width / 1242.0  # KITTI's P2 (object calib 000000.txt) fitted to the input width
         P2 = torch.tensor([[[721.5377 * scale, 0.0, 609.5593 * scale, 44.85728 * scale],
                             [0.0, 721.5377 * scale, 172.854 * scale, 0.2163791 * scale],
                             [0.0, 0.0, 1.0, 0.002745884]]])

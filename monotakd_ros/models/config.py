@@ -23,7 +23,7 @@ from monotakd_ros.configuration import (
 )
 from monotakd_ros.errors import ConfigError
 
-# Real KITTI calibration (object training/calib/000000.txt, 2011_09_26 drives), design §3.
+# Real KITTI calibration (object training/calib/000000.txt, 2011_09_26 drives).
 _KITTI_R0_RECT = (
     (9.999239e-01, 9.837760e-03, -7.445048e-03),
     (-9.869795e-03, 9.999421e-01, -4.278459e-03),
@@ -237,7 +237,7 @@ class TeacherConfig:
 
 @dataclass(frozen=True)
 class AnchorClassConfig:
-    """Anchor size and matching thresholds of one class (design §2 table)."""
+    """Anchor size and matching thresholds of one class."""
 
     class_name: str
     size_lwh_m: tuple[float, float, float] = bounded(gt=0)
@@ -321,7 +321,7 @@ class ModelConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     # Used when a frame has only P2 (inference): the LiDAR grid is placed in the camera frame
-    # with this extrinsic. Default: the reference KITTI calibration (design §3).
+    # with this extrinsic. Default: the reference KITTI calibration above.
     nominal_T_rect_from_lidar: Matrix4 = field(default_factory=kitti_T_rect_from_lidar)
 
     def __post_init__(self) -> None:

@@ -25,11 +25,6 @@ def lid_bin_edges_m(cfg: DepthBinsConfig) -> torch.Tensor:
     return (cfg.min_m + (cfg.max_m - cfg.min_m) * i * (i + 1) / (n * (n + 1))).float()
 
 
-def lid_bin_centres_m(cfg: DepthBinsConfig) -> torch.Tensor:
-    """(N,) depth at the middle of each LID bin."""
-    edges = lid_bin_edges_m(cfg)
-    return 0.5 * (edges[:-1] + edges[1:])
-
 
 def continuous_bin_index(depth_m: torch.Tensor, cfg: DepthBinsConfig) -> torch.Tensor:
     """Real-valued bin coordinate t with ``t = i`` exactly at edge i (NaN below ``min_m``)."""

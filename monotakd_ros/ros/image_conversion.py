@@ -91,15 +91,6 @@ def image_msg_to_bgr8(msg: Any) -> np.ndarray:
     return cv2.cvtColor(array, cv2.COLOR_GRAY2BGR)  # mono8
 
 
-def depth_msg_to_metres(msg: Any) -> np.ndarray:
-    """16UC1 (millimetres) or 32FC1 (metres) depth Image -> (H, W) float32 metres, 0 = none."""
-    array = image_msg_to_array(msg)
-    if msg.encoding in ("16UC1", "mono16"):
-        return array.astype(np.float32) / 1000.0
-    if msg.encoding == "32FC1":
-        return np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    raise ImageEncodingError(f"encoding '{msg.encoding}' is not a depth image (16UC1 or 32FC1)")
-
 
 def array_to_image_msg(array: np.ndarray, encoding: str, msg: Any) -> Any:
     """Fill ``msg`` (a sensor_msgs/Image) from ``array`` in ``encoding``; returns ``msg``."""

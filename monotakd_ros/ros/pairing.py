@@ -36,11 +36,6 @@ class LatestPairer:
         self._pending_image: tuple[int, Any] | None = None
         self.stats = PairingStats()
 
-    @property
-    def has_camera_info(self) -> bool:
-        """Whether any CameraInfo has been seen."""
-        return bool(self._infos)
-
     def add_image(self, image: Any) -> tuple[Any, Any] | None:
         """Offer an image; returns (image, camera_info) when it pairs now."""
         stamp = stamp_to_ns(image.header.stamp)
