@@ -94,13 +94,16 @@ def camera_pair(image: np.ndarray, P: np.ndarray, stamp: Any, frame_id: str,
 class NodeProcess:
     """``python -m monotakd_ros.nodes.detector`` with parameters; stderr goes to a file."""
 
-    def __init__(self, log_path: Path, params: dict[str, Any]) -> None:
-        args = [sys.executable, "-m", "monotakd_ros.nodes.detector", "--ros-args"]
+    def __init__(self, log_path: Path, params: dict[str, Any],
+                 threads_from_params: bool = False, ros_args: tuple[str, ...] = ()) -> None:
+        args = [sys.executable, "-m", "monotakd_ros.nodes.detector", "--ros-args", *ros_args]
         for name, value in params.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             args += ["-p", f"{name}:={text}"]
         env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
                    RCUTILS_COLORIZED_OUTPUT="0")
+        if threads_from_params:  # the node's own thread plan, as a user would run it
+            env.pop("OMP_NUM_THREADS")
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 -- closed in stop()
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)

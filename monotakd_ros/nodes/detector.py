@@ -5,7 +5,16 @@ cleanup/shutdown free the model. Callbacks only store the newest image pair; one
 processes it, so a slow model drops frames instead of building a queue.
 """
 
+# ruff: noqa: E402 -- OMP_WAIT_POLICY must be set before the first torch import
 from __future__ import annotations
+
+import os
+
+# torch's OpenMP threads spin-wait between operations by default. Beside the executor, DDS and
+# the camera driver on 2 cores that spinning took 8-10x the CPU per frame and ran the network
+# ~20x slower; passive threads cost no more CPU than one thread (docs/benchmarks.md). libgomp
+# reads this once, when torch loads it; a value set by the user wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import sys
 import threading
@@ -30,12 +39,13 @@ from visualization_msgs.msg import MarkerArray
 
 from monotakd_ros.errors import MonotakdError
 from monotakd_ros.inference.drawing import draw_boxes_cam
-from monotakd_ros.inference.predictor import StudentPredictor
+from monotakd_ros.inference.predictor import PredictorTiming, StudentPredictor
 from monotakd_ros.nodes.detector_inputs import CameraInputs, CameraNotes, describe_qos
 from monotakd_ros.nodes.detector_params import (
     DetectorParams,
     declare_detector_parameters,
     detector_params_from_node,
+    executor_choice,
     output_class_ids,
 )
 from monotakd_ros.ros.camera_input import projection_from_camera_info
@@ -53,6 +63,7 @@ from monotakd_ros.ros.messages import detection_array_msg, marker_array_msg
 from monotakd_ros.ros.output_frames import TfLookup, boxes_in_output_frame, tf2_ros
 from monotakd_ros.ros.pairing import stamp_to_ns
 from monotakd_ros.ros.param_checks import check_parameter_overrides, parameter_type_errors
+from monotakd_ros.ros.spinning import make_executor, spin_until_shutdown
 
 NODE_NAME = "monotakd_detector"
 
@@ -77,7 +88,7 @@ class DetectorNode(LifecycleNode):
         self.params: DetectorParams | None = None
         self._predictor: StudentPredictor | None = None
         self._tf: TfLookup | None = None
-        self._slot: LatestSlot[tuple[Image, CameraInfo]] = LatestSlot()
+        self._slot: LatestSlot[tuple[Image, CameraInfo, int]] = LatestSlot()  # + arrival ns
         self._counters = PipelineCounters(time.monotonic())
         self._inputs: CameraInputs | None = None
         self._outputs: _Outputs | None = None
@@ -99,8 +110,7 @@ class DetectorNode(LifecycleNode):
         """Read the parameters and load the student; a bad model path is an ERROR."""
         try:
             params = detector_params_from_node(self)
-            if params.cpu_threads > 0:
-                torch.set_num_threads(params.cpu_threads)
+            torch.set_num_threads(params.cpu_threads)  # resolved from cpu_threads (0: auto)
             predictor = StudentPredictor.from_checkpoint(
                 params.model_path, device=params.device, fp16=params.fp16,
                 score_threshold=params.score_threshold, nms_iou=params.nms_iou,
@@ -193,7 +203,7 @@ class DetectorNode(LifecycleNode):
     # --- input side (executor thread) ------------------------------------------------------
 
     def _store_pair(self, image: Image, info: CameraInfo) -> None:
-        self._slot.put((image, info))
+        self._slot.put((image, info, self.get_clock().now().nanoseconds))
 
     def _check_pipeline(self) -> None:
         """Publish diagnostics and say what is missing when the input is incomplete."""
@@ -244,9 +254,9 @@ class DetectorNode(LifecycleNode):
             pair = self._slot.take(timeout_s=0.2)
             if pair is None:
                 continue
-            image, info = pair
+            image, info, arrived_ns = pair
             try:
-                self._process(image, info)
+                self._process(image, info, arrived_ns)
             except MonotakdError as err:
                 self._counters.add_bad_input()
                 self._warn(type(err).__name__, f"skipping frame {_stamp_text(image)} from "
@@ -257,13 +267,15 @@ class DetectorNode(LifecycleNode):
                 self._warn("internal", f"frame {_stamp_text(image)} failed: "
                            f"{type(err).__name__}: {err}")
 
-    def _process(self, image_msg: Image, info: CameraInfo) -> None:
+    def _process(self, image_msg: Image, info: CameraInfo, arrived_ns: int) -> None:
         """One frame: convert, check P, detect, publish; errors name the problem."""
         params, outputs, predictor = self._loaded_params(), self._outputs, self._predictor
         if outputs is None or predictor is None:
             return
+        taken_ns = self.get_clock().now().nanoseconds
         start = time.perf_counter()
         image_bgr = image_msg_to_bgr8(image_msg)
+        converted = time.perf_counter()
         P = projection_from_camera_info(info, image_bgr.shape[:2])
         self._camera_notes.note(info, P, image_bgr.shape[:2],
                                 predictor if params.camera_mode == "virtual" else None)
@@ -289,6 +301,21 @@ class DetectorNode(LifecycleNode):
         outputs.processing_ms.publish(Float64(data=processing_ms))
         outputs.latency_ms.publish(Float64(data=latency_ms))
         self._counters.add_processed(processing_ms, latency_ms)
+        self._log_timeline(image_msg, arrived_ns, taken_ns, (converted - start) * 1e3,
+                           detections.timing, latency_ms)
+
+    def _log_timeline(self, image_msg: Image, arrived_ns: int, taken_ns: int, convert_ms: float,
+                      timing: PredictorTiming, latency_ms: float) -> None:
+        """One debug line per frame: where its stamp -> publish time went."""
+        stamp_ns = stamp_to_ns(image_msg.header.stamp)
+        received_ms, waited_ms = (arrived_ns - stamp_ns) / 1e6, (taken_ns - arrived_ns) / 1e6
+        other_ms = (latency_ms - received_ms - waited_ms - convert_ms - timing.prepare_ms
+                    - timing.network_ms - timing.decode_ms)  # CameraInfo, frames, messages
+        self.get_logger().debug(
+            f"timeline {_stamp_text(image_msg)}: stamp->callback {received_ms:.1f} ms, waited "
+            f"{waited_ms:.1f}, convert {convert_ms:.1f}, prepare {timing.prepare_ms:.1f}, "
+            f"network {timing.network_ms:.1f}, decode {timing.decode_ms:.1f}, other "
+            f"{other_ms:.1f} -> stamp->publish {latency_ms:.1f} ms")
 
     def _T_output_from_optical(self, image_msg: Image) -> np.ndarray | None:
         """None for optical output; TF when it answers, else the configured extrinsic."""
@@ -366,7 +393,12 @@ def main(args: list[str] | None = None) -> int:
         if node.get_parameter("autostart").value and not node.start():
             code = 1  # configure/activate already logged why
         else:
-            rclpy.spin(node)
+            executor = make_executor(executor_choice(node.get_parameter("executor").value),
+                                     NODE_NAME)
+            executor.add_node(node)
+            node.get_logger().info(f"spinning with {type(executor).__name__}, torch "
+                                   f"{torch.get_num_threads()} thread(s)")
+            spin_until_shutdown(executor)
     except MonotakdError as err:  # unknown or mistyped parameters
         rclpy.logging.get_logger(NODE_NAME).error(str(err))
         code = 1

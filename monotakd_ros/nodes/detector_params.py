@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from monotakd_ros.inference.device import DEVICE_CHOICES
 from monotakd_ros.inference.fast_paths import parse_network_path
 from monotakd_ros.resources import default_model_path
 from monotakd_ros.ros.diagnostics import DiagnosticThresholds
+from monotakd_ros.ros.spinning import EXECUTOR_CHOICES
 
 RELIABILITY_CHOICES = ("best_effort", "reliable")
 
@@ -28,7 +30,11 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "network_path": ("auto", "Network call: auto (CUDA: the fastest of half/cuda_graph/eager "
                              "that passes parity with fp32, timed at configure; CPU: eager), "
                              "eager, or a '+'-joined set of half, compile, cuda_graph."),
-    "cpu_threads": (0, "torch CPU threads; 0 keeps torch's default."),
+    "cpu_threads": (0, "torch CPU threads for the network; 0 = auto: every CPU the node may "
+                       "use (threads wait passively: OMP_WAIT_POLICY=PASSIVE)."),
+    "executor": ("events", f"ROS executor: one of {list(EXECUTOR_CHOICES)}; events (rclpy's "
+                           "C++ EventsExecutor, less CPU per message) falls back to "
+                           "single_threaded where rclpy lacks it."),
     "score_threshold": (0.3, "Minimum detection score in [0, 1)."),
     "nms_iou": (0.1, "BEV IoU above which rotated NMS suppresses the weaker box, in (0, 1]."),
     "max_detections": (100, "Most boxes published per frame."),
@@ -79,7 +85,7 @@ class DetectorParams:
     model_path: Path
     device: str
     fp16: bool
-    cpu_threads: int
+    cpu_threads: int  # resolved: >= 1
     score_threshold: float
     nms_iou: float
     max_detections: int
@@ -96,6 +102,7 @@ class DetectorParams:
     log_throttle_s: float
     diagnostics_period_s: float
     thresholds: DiagnosticThresholds
+    executor: str = "events"
     camera_mode: str = "virtual"
     virtual_camera_placement: str = "principal_point"
     horizon_row_px: float | None = None  # None: P's principal row
@@ -140,7 +147,7 @@ def detector_params_from_node(node: Node) -> DetectorParams:
         model_path=Path(model_path).expanduser() if model_path else default_model_path(),
         device=str(value["device"]),
         fp16=bool(value["fp16"]),
-        cpu_threads=int(value["cpu_threads"]),
+        cpu_threads=torch_threads(int(value["cpu_threads"])),
         score_threshold=float(value["score_threshold"]),
         nms_iou=float(value["nms_iou"]),
         max_detections=int(value["max_detections"]),
@@ -164,6 +171,7 @@ def detector_params_from_node(node: Node) -> DetectorParams:
             input_rate_warn_hz=float(value["diag_input_rate_warn_hz"]),
             input_rate_error_hz=float(value["diag_input_rate_error_hz"]),
         ),
+        executor=executor_choice(value["executor"]),
         camera_mode=str(value["camera_mode"]).strip(),
         virtual_camera_placement=str(value["virtual_camera_placement"]).strip(),
         horizon_row_px=horizon_row_px if horizon_row_px >= 0.0 else None,
@@ -176,6 +184,23 @@ def checked_network_path(text: str) -> str:
     """The network_path parameter, validated (ConfigError names it and the choices)."""
     parse_network_path(text)
     return text.strip().lower()
+
+
+def torch_threads(requested: int) -> int:
+    """Intra-op threads for torch from ``cpu_threads``: itself, or for 0 every usable CPU."""
+    # With passive OpenMP waiting (set by the detector before torch loads) two threads on two
+    # shared cores used no more CPU per frame than one and halved the network time
+    # (docs/benchmarks.md); spinning threads would need fewer.
+    return requested if requested > 0 else len(os.sched_getaffinity(0))
+
+
+def executor_choice(value: object) -> str:
+    """The ``executor`` parameter, validated."""
+    choice = str(value).strip().lower()
+    if choice not in EXECUTOR_CHOICES:
+        raise ConfigError(f"parameter executor: expected one of {list(EXECUTOR_CHOICES)}, got "
+                          f"'{value}'")
+    return choice
 
 
 def parse_class_ids(text: str) -> dict[str, str] | None:
