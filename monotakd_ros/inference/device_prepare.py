@@ -56,11 +56,28 @@ def resampling_taps(source: int, target: int, area: bool) -> tuple[np.ndarray, n
     return index, weight
 
 
-def _resampled(values: torch.Tensor, index: np.ndarray, weight: np.ndarray,
+@lru_cache(maxsize=16)
+def _device_taps(source: int, target: int, area: bool,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``resampling_taps`` on ``device``, uploaded once per size (no per-frame copies)."""
+    index, weight = resampling_taps(source, target, area)
+    return (torch.as_tensor(index, device=device),
+            torch.as_tensor(weight, dtype=torch.float32, device=device))
+
+
+@lru_cache(maxsize=8)
+def _normalisation(mean: tuple[float, ...], std: tuple[float, ...],
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(gain, bias), each (3, 1, 1) float32 on ``device``: x * gain - bias, as the CPU step."""
+    gain = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=torch.float32)
+    bias = torch.tensor([m / s for m, s in zip(mean, std, strict=True)], dtype=torch.float32)
+    return gain.to(device)[:, None, None], bias.to(device)[:, None, None]
+
+
+def _resampled(values: torch.Tensor, source: int, target: int, area: bool,
                dim: int) -> torch.Tensor:
     """Taps applied along ``dim`` of a float32 tensor."""
-    index_t = torch.as_tensor(index, device=values.device)
-    weight_t = torch.as_tensor(weight, dtype=torch.float32, device=values.device)
+    index_t, weight_t = _device_taps(source, target, area, values.device)
     shape = [1] * values.dim()
     shape[dim] = weight_t.shape[0]
     total = None
@@ -82,7 +99,7 @@ def resized_uint8_levels(image_bgr: torch.Tensor, new_hw: tuple[int, int]) -> to
                                   (0, (original_hw[0], new_hw[0]))):
         if source != target:
             area = shrinking and target < source
-            values = _resampled(values, *resampling_taps(source, target, area), dim=dim)
+            values = _resampled(values, source, target, area, dim=dim)
     return values.round_().clamp_(0.0, 255.0)
 
 
@@ -101,11 +118,9 @@ def placed_image_tensor(image_bgr: torch.Tensor, new_hw: tuple[int, int],
         return canvas
     resized = resized_uint8_levels(image_bgr, new_hw)[row0:row1, col0:col1]  # (h, w, 3)
     rgb = resized.flip(2).permute(2, 0, 1)  # (3, h, w)
-    gain = torch.tensor([1.0 / (255.0 * s) for s in spec.std], dtype=torch.float32)
-    bias = torch.tensor([m / s for m, s in zip(spec.mean, spec.std, strict=True)],
-                        dtype=torch.float32)
+    gain, bias = _normalisation(tuple(spec.mean), tuple(spec.std), rgb.device)
     target = canvas[:, top + row0:top + row1, left + col0:left + col1]
-    target.copy_(rgb * gain.to(rgb.device)[:, None, None] - bias.to(rgb.device)[:, None, None])
+    target.copy_(rgb * gain - bias)
     return canvas
 
 
