@@ -32,9 +32,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
                              "eager, or a '+'-joined set of half, compile, cuda_graph."),
     "cpu_threads": (0, "torch CPU threads for the network; 0 = auto: every CPU the node may "
                        "use (threads wait passively: OMP_WAIT_POLICY=PASSIVE)."),
-    "executor": ("events", f"ROS executor: one of {list(EXECUTOR_CHOICES)}; events (rclpy's "
-                           "C++ EventsExecutor, less CPU per message) falls back to "
-                           "single_threaded where rclpy lacks it."),
+    "executor": ("single_threaded", f"ROS executor: one of {list(EXECUTOR_CHOICES)}; events "
+                                    "(rclpy's experimental C++ EventsExecutor) falls back to "
+                                    "single_threaded where rclpy lacks it."),
     "score_threshold": (0.3, "Minimum detection score in [0, 1)."),
     "nms_iou": (0.1, "BEV IoU above which rotated NMS suppresses the weaker box, in (0, 1]."),
     "max_detections": (100, "Most boxes published per frame."),
@@ -102,7 +102,7 @@ class DetectorParams:
     log_throttle_s: float
     diagnostics_period_s: float
     thresholds: DiagnosticThresholds
-    executor: str = "events"
+    executor: str = "single_threaded"
     camera_mode: str = "virtual"
     virtual_camera_placement: str = "principal_point"
     horizon_row_px: float | None = None  # None: P's principal row
