@@ -12,7 +12,6 @@ from helpers_models import T_RECT_FROM_LIDAR, tiny_config
 
 from monotakd_ros.distill import DistillConfig, distill_preset, student_losses
 from monotakd_ros.distill.config import DetectionLossWeights
-from monotakd_ros.distill.detection_loss import detection_loss, sigmoid_focal_loss
 from monotakd_ros.distill.feature_distill import (
     cmrd_loss,
     cmrd_target,
@@ -24,6 +23,7 @@ from monotakd_ros.distill.response_distill import quality_focal_loss, response_l
 from monotakd_ros.errors import ConfigError
 from monotakd_ros.models import build_assistant, build_student, build_teacher, freeze
 from monotakd_ros.models.config import ModelConfig, ScnetConfig, SpatialCueConfig
+from monotakd_ros.models.detection_loss import detection_loss, sigmoid_focal_loss
 from monotakd_ros.models.outputs import HeadOutput
 from monotakd_ros.models.target_assigner import AnchorTargets, assign_targets
 

@@ -21,25 +21,11 @@ from typing import Any, Literal
 
 from monotakd_ros.configuration import bounded, check_fields
 from monotakd_ros.errors import ConfigError
+from monotakd_ros.models.detection_loss import DetectionLossWeights
 
 DistillMode = Literal["none", "cmkd", "imd", "takd", "upstream", "response", "imd_response",
                       "cmrd_response"]
 DISTILL_MODES: tuple[str, ...] = DistillMode.__args__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class DetectionLossWeights:
-    """GT detection loss: sigmoid focal on classes, Smooth-L1 on residuals, CE on direction."""
-
-    cls_weight: float = bounded(2.0, ge=0)
-    box_weight: float = bounded(2.0, ge=0)
-    dir_weight: float = bounded(0.4, ge=0)
-    focal_alpha: float = bounded(0.25, ge=0, le=1)
-    focal_gamma: float = bounded(2.0, ge=0)
-    smooth_l1_beta: float = bounded(1.0 / 9.0, ge=0)
-
-    def __post_init__(self) -> None:
-        check_fields(self, "detection")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from typing import TypeVar
 import torch
 
 from monotakd_ros.distill.config import DetectionLossWeights, DistillConfig
-from monotakd_ros.distill.detection_loss import depth_supervision_loss, detection_loss
 from monotakd_ros.distill.feature_distill import (
     cmkd_loss,
     cmrd_loss,
@@ -25,6 +24,7 @@ from monotakd_ros.distill.feature_distill import (
 from monotakd_ros.distill.response_distill import response_loss
 from monotakd_ros.errors import ConfigError
 from monotakd_ros.models.config import DepthBinsConfig
+from monotakd_ros.models.detection_loss import depth_supervision_loss, detection_loss
 from monotakd_ros.models.outputs import CameraDetectorOutput, HeadOutput, TeacherOutput
 from monotakd_ros.models.target_assigner import AnchorTargets
 from monotakd_ros.models.trunks import STRIDE

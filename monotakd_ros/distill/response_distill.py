@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from monotakd_ros.distill.detection_loss import residual_difference, smooth_l1
+from monotakd_ros.models.detection_loss import residual_difference, smooth_l1
 from monotakd_ros.models.outputs import HeadOutput
 
 

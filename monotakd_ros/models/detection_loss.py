@@ -1,4 +1,4 @@
-"""Supervised losses: GT anchor detection loss and optional LiDAR depth-bin supervision.
+"""Supervised losses of the anchor head: GT detection loss, optional LiDAR depth-bin loss.
 
 Normalisation follows SECOND/OpenPCDet: per frame, each term is summed over anchors and divided
 by that frame's number of positive anchors (at least 1), then averaged over the batch.
@@ -11,11 +11,26 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from monotakd_ros.distill.config import DetectionLossWeights
+from monotakd_ros.configuration import bounded, check_fields
 from monotakd_ros.models.config import DepthBinsConfig
 from monotakd_ros.models.lifting import depth_bin_indices, pooled_lidar_depth_m
 from monotakd_ros.models.outputs import HeadOutput
 from monotakd_ros.models.target_assigner import AnchorTargets
+
+
+@dataclass(frozen=True)
+class DetectionLossWeights:
+    """GT detection loss: sigmoid focal on classes, Smooth-L1 on residuals, CE on direction."""
+
+    cls_weight: float = bounded(2.0, ge=0)
+    box_weight: float = bounded(2.0, ge=0)
+    dir_weight: float = bounded(0.4, ge=0)
+    focal_alpha: float = bounded(0.25, ge=0, le=1)
+    focal_gamma: float = bounded(2.0, ge=0)
+    smooth_l1_beta: float = bounded(1.0 / 9.0, ge=0)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "detection")
 
 
 @dataclass
