@@ -91,6 +91,7 @@ def test_predictor_hook_gives_the_cpu_path_boxes(checkpoint: Path, camera_mode: 
     device = StudentPredictor.from_checkpoint(checkpoint, device="cpu", camera_mode=camera_mode,
                                               score_threshold=LOW_SCORE)
     device._device_preparer = DeviceImagePreparer(device.spec, torch.device("cpu"))  # as CUDA
+    device.warm_up_device()  # what a CUDA predictor runs at construction
     image = road_image(3)
     on_device, P_device = device.prepared_input_on_device(image, KITTI_P2)
     on_host, P_host = cpu.prepared_input(image, KITTI_P2)

@@ -143,6 +143,8 @@ class StudentPredictor:
             self._model, device, network_path, fp16, tuple(spec.input_hw))
         self._device_preparer = (DeviceImagePreparer(spec, device) if device.type == "cuda"
                                  else None)
+        if self._device_preparer is not None:
+            self.warm_up_device()
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str = "auto", fp16: bool = False,
@@ -264,6 +266,19 @@ class StudentPredictor:
             mapping = self.camera_mapping(P, original_hw)
             new_hw, offset_yx, P_input = mapping.resized_hw, mapping.offset_yx, mapping.P_input
         return self._device_preparer.prepare(image_bgr, new_hw, offset_yx), P_input
+
+    def warm_up_device(self) -> None:
+        """One blank frame through device prepare, network and decode: first-call costs now."""
+        if self._device_preparer is None:
+            raise RuntimeError(f"no device-side preparation on {self.device}")
+        height, width = self.spec.input_hw
+        blank = np.zeros((height + 2, width + 2, 3), np.uint8)  # a real resize, not a copy
+        images = self._device_preparer.prepare(blank, (height, width), (0, 0))
+        P2 = torch.as_tensor(self.virtual_camera.target.P_input, dtype=torch.float32)
+        head = self._loaded_network()(images, P2[None].to(self.device))
+        with torch.inference_mode():
+            detections_from_head(head, self._loaded_model().head.anchors, self.model_cfg.head,
+                                 self.postprocess)
 
     @property
     def model(self) -> CameraBevDetector:
