@@ -51,6 +51,19 @@ def test_voxel_features_match_a_loop_reference() -> None:
     assert len(occupied) > 20  # the cloud really spreads over many voxels
 
 
+def test_sparse_collapse_equals_the_dense_height_stack() -> None:
+    """Without 3D convs the collapse runs per occupied voxel; it must equal the dense 1x1 conv."""
+    torch.manual_seed(3)
+    encoder = build_teacher(_voxel_config()).eval().voxels
+    clouds = [torch.rand(n, 4) * torch.tensor([12.0, 12.0, 4.4, 1.0])
+              + torch.tensor([2.5, -6.0, -3.2, 0.0]) for n in (250, 90)]
+    with torch.no_grad():
+        sparse = encoder(clouds)
+        dense = encoder.to_bev(encoder.collapse(encoder.voxel_features(clouds).flatten(1, 2)))
+    torch.testing.assert_close(sparse, dense, atol=1e-5, rtol=1e-5)
+    assert sparse.abs().sum() > 0
+
+
 def test_height_of_a_point_changes_the_teacher_map() -> None:
     """Two clouds that differ only in height give different F_T (no pillar-wide pooling)."""
     torch.manual_seed(1)

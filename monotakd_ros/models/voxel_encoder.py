@@ -90,30 +90,62 @@ class VoxelStackEncoder(nn.Module):
         return torch.cat([points[:, :4], points[:, :3] - mean[voxel_of_point],
                           points[:, :3] - centre], dim=1)
 
-    def voxel_features(self, points_list: list[torch.Tensor]) -> torch.Tensor:
-        """Dense (B, C, Z, Y', X') max-pooled voxel features (zero where no point fell)."""
+    def sparse_voxels(self, points_list: list[torch.Tensor]
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Occupied voxels: ((V,) flat (b, z, y, x) index, (V, C) max-pooled features)."""
         geo = self.geometry
-        batch = len(points_list)
         points, frame = flatten_points(points_list)
         zyx, inside = geo.indices(points)
         points, zyx, frame = points[inside], zyx[inside], frame[inside]
         flat = ((frame * geo.nz + zyx[:, 0]) * geo.ny + zyx[:, 1]) * geo.nx + zyx[:, 2]
+        if points.shape[0] < 2:  # BatchNorm needs two values per channel in training
+            return flat[:0], points.new_zeros(0, self.voxel_channels)
+        voxel_cells, voxel_of_point = torch.unique(flat, return_inverse=True)
+        decorated = self._decorated(points, voxel_of_point, zyx, voxel_cells.shape[0])
+        point_features = F.relu(self.norm(self.linear(decorated)))  # (P, C)
+        pooled = point_features.new_zeros(voxel_cells.shape[0], self.voxel_channels)
+        index = voxel_of_point.unsqueeze(1).expand_as(point_features)
+        pooled = pooled.scatter_reduce(0, index, point_features, "amax", include_self=False)
+        return voxel_cells, pooled
+
+    def voxel_features(self, points_list: list[torch.Tensor]) -> torch.Tensor:
+        """Dense (B, C, Z, Y', X') max-pooled voxel features (zero where no point fell)."""
+        geo = self.geometry
+        batch = len(points_list)
+        voxel_cells, pooled = self.sparse_voxels(points_list)
         cells = batch * geo.nz * geo.ny * geo.nx
-        dense = points.new_zeros(cells, self.voxel_channels)
-        if points.shape[0] >= 2:  # BatchNorm needs two values per channel in training
-            voxel_cells, voxel_of_point = torch.unique(flat, return_inverse=True)
-            decorated = self._decorated(points, voxel_of_point, zyx, voxel_cells.shape[0])
-            point_features = F.relu(self.norm(self.linear(decorated)))  # (P, C)
-            pooled = point_features.new_zeros(voxel_cells.shape[0], self.voxel_channels)
-            index = voxel_of_point.unsqueeze(1).expand_as(point_features)
-            pooled = pooled.scatter_reduce(0, index, point_features, "amax", include_self=False)
-            dense = pooled.new_zeros(cells, self.voxel_channels).index_copy(0, voxel_cells,
-                                                                            pooled)
+        dense = pooled.new_zeros(cells, self.voxel_channels).index_copy(0, voxel_cells, pooled)
         dense = dense.view(batch, geo.nz, geo.ny, geo.nx, self.voxel_channels)
         return dense.permute(0, 4, 1, 2, 3).contiguous()  # (B, C, Z, Y', X')
 
+    def _sparse_collapse(self, points_list: list[torch.Tensor]) -> torch.Tensor:
+        """The collapse's 1x1 conv applied per occupied voxel and summed per column.
+
+        Equal to ``collapse[0]`` on the dense stack (empty voxels contribute zero, the conv has
+        no bias) without building the (B, C·Z, Y', X') tensor: ~10x less memory and time.
+        """
+        geo = self.geometry
+        batch = len(points_list)
+        voxel_cells, pooled = self.sparse_voxels(points_list)
+        conv = self.collapse[0]
+        # Stacked channel c·Z + z of the dense path ↔ weight[:, c, z] here.
+        weight = conv.weight.view(conv.out_channels, self.voxel_channels, geo.nz)
+        slice_of_voxel = (voxel_cells // (geo.ny * geo.nx)) % geo.nz
+        column = (voxel_cells // (geo.nz * geo.ny * geo.nx)) * (geo.ny * geo.nx) + (
+            voxel_cells % (geo.ny * geo.nx))  # flat (b, y, x)
+        out = pooled.new_zeros(batch * geo.ny * geo.nx, conv.out_channels)
+        for z in range(geo.nz):
+            in_slice = slice_of_voxel == z
+            contribution = pooled[in_slice] @ weight[:, :, z].t()  # (V_z, out)
+            out = out.index_add(0, column[in_slice], contribution)
+        out = out.view(batch, geo.ny, geo.nx, conv.out_channels).permute(0, 3, 1, 2)
+        return out.contiguous()  # (B, out, Y', X')
+
     def forward(self, points_list: list[torch.Tensor]) -> torch.Tensor:
         """(B, pfn_channels, ny, nx) on the shared BEV grid."""
-        voxels = self.conv3d(self.voxel_features(points_list))  # (B, C, Z, Y', X')
-        stacked = voxels.flatten(1, 2)  # (B, C·Z, Y', X'): height slices as channels
-        return self.to_bev(self.collapse(stacked))
+        if len(self.conv3d) == 0:
+            collapsed = self._sparse_collapse(points_list)
+        else:
+            voxels = self.conv3d(self.voxel_features(points_list))  # (B, C, Z, Y', X')
+            collapsed = self.collapse[0](voxels.flatten(1, 2))  # height slices as channels
+        return self.to_bev(self.collapse[2](self.collapse[1](collapsed)))
