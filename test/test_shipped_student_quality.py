@@ -1,0 +1,59 @@
+"""The shipped student is the model its card describes, and it still detects cars.
+
+Its weights must hash to the sha256 of ``models/default_student/MODEL_CARD.md`` (and of its
+``meta.json``), and its Car AP on a fixed synthetic val set (12 frames of seed 7, rendered here;
+the student trained on seed 0) must stay above a floor. Measured on x86_64, torch CPU, 1 thread
+(2026-12-04): AP3D / APBEV R40 Moderate 4.18 / 14.58. The floors leave a margin for other BLAS
+builds. Checked once by hand: with the box branch of the head zeroed (boxes = anchors) the
+same frames give 0.0 / 7.39, below both floors (zeroing the class bias changes nothing: AP
+only ranks the scores).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from monotakd_ros.inference.parity import car_ap_moderate, synthetic_val_frames
+from monotakd_ros.inference.predictor import StudentPredictor
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "default_student"
+VAL_FRAMES = 12
+AP3D_FLOOR = 2.5  # measured 4.18
+APBEV_FLOOR = 10.0  # measured 14.58
+
+pytestmark = pytest.mark.slow
+
+
+def card_sha256() -> str:
+    """The weights' sha256 as the model card states it."""
+    found = re.findall(r"sha256 `([0-9a-f]{64})`", (SHIPPED / "MODEL_CARD.md").read_text())
+    assert len(found) == 1, "the model card states one sha256"
+    return found[0]
+
+
+def test_the_shipped_weights_are_the_ones_the_card_describes() -> None:
+    digest = hashlib.sha256((SHIPPED / "model.safetensors").read_bytes()).hexdigest()
+    assert digest == card_sha256()
+    meta = json.loads((SHIPPED / "meta.json").read_text())
+    stated = [value for key, value in meta.items() if "sha256" in key]
+    assert stated == [digest]
+
+
+def test_car_ap_on_a_fixed_synthetic_val_set_stays_above_the_floor() -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the measured numbers above are single-threaded
+    try:
+        frames = synthetic_val_frames(VAL_FRAMES)
+        predictor = StudentPredictor.from_checkpoint(SHIPPED, device="cpu",
+                                                     score_threshold=0.05)
+        ap = car_ap_moderate(frames, [predictor.predict(f.image_bgr, f.P2) for f in frames])
+    finally:
+        torch.set_num_threads(threads)
+    assert ap["ap3d"] >= AP3D_FLOOR, ap
+    assert ap["apbev"] >= APBEV_FLOOR, ap
