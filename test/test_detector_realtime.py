@@ -40,10 +40,15 @@ def test_timeline_lines_parse_into_steps() -> None:
                      "network": 46.0, "decode": 0.4, "other": 1.0, "stamp->publish": 69.7}
 
 
-def test_cpu_threads_auto_uses_every_usable_cpu() -> None:
-    usable = len(os.sched_getaffinity(0))
-    assert torch_threads(0) == usable
+def test_cpu_threads_auto_uses_every_usable_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert torch_threads(0) == len(os.sched_getaffinity(0))
     assert torch_threads(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's choice wins over auto
+    assert torch_threads(0) == 1
+    assert torch_threads(2) == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+    assert torch_threads(0) == len(os.sched_getaffinity(0))
 
 
 def test_executor_choice_is_validated() -> None:

@@ -30,8 +30,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "network_path": ("auto", "Network call: auto (CUDA: the fastest of half/cuda_graph/eager "
                              "that passes parity with fp32, timed at configure; CPU: eager), "
                              "eager, or a '+'-joined set of half, compile, cuda_graph."),
-    "cpu_threads": (0, "torch CPU threads for the network; 0 = auto: every CPU the node may "
-                       "use (threads wait passively: OMP_WAIT_POLICY=PASSIVE)."),
+    "cpu_threads": (0, "torch CPU threads for the network; 0 = auto: OMP_NUM_THREADS if set, "
+                       "else every CPU the node may use (threads wait passively: "
+                       "OMP_WAIT_POLICY=PASSIVE)."),
     "executor": ("single_threaded", f"ROS executor: one of {list(EXECUTOR_CHOICES)}; events "
                                     "(rclpy's experimental C++ EventsExecutor) falls back to "
                                     "single_threaded where rclpy lacks it."),
@@ -187,11 +188,16 @@ def checked_network_path(text: str) -> str:
 
 
 def torch_threads(requested: int) -> int:
-    """Intra-op threads for torch from ``cpu_threads``: itself, or for 0 every usable CPU."""
+    """Intra-op threads for torch from ``cpu_threads``; 0: OMP_NUM_THREADS, else every CPU."""
+    if requested > 0:
+        return requested
+    from_environment = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if from_environment.isdigit() and int(from_environment) > 0:
+        return int(from_environment)
     # With passive OpenMP waiting (set by the detector before torch loads) two threads on two
     # shared cores used no more CPU per frame than one and halved the network time
     # (docs/benchmarks.md); spinning threads would need fewer.
-    return requested if requested > 0 else len(os.sched_getaffinity(0))
+    return len(os.sched_getaffinity(0))
 
 
 def executor_choice(value: object) -> str:
