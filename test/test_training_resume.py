@@ -156,7 +156,8 @@ class Killed(BaseException):
 def test_resume_after_a_kill_inside_a_checkpoint_save_is_exact(
         setup: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    train_teacher(setup, straight, resume=False, stop_at_step=None, ckpt_interval=1)
+    options = {"ckpt_interval": 1, "max_steps": 4}
+    train_teacher(setup, straight, resume=False, stop_at_step=None, **options)
     # Switches: step_1, last, step_2, last, step_3, then last at step 3 dies with its link
     # made but not yet renamed over `last`; a killed process removes nothing.
     switches = []
@@ -172,11 +173,11 @@ def test_resume_after_a_kill_inside_a_checkpoint_save_is_exact(
                                                        "replace": replace_until_killed}))
         patch.setattr(atomic, "_remove", lambda path: None)
         with pytest.raises(Killed):
-            train_teacher(setup, killed, resume=False, stop_at_step=None, ckpt_interval=1)
+            train_teacher(setup, killed, resume=False, stop_at_step=None, **options)
     run = RunDir(killed)
     assert json.loads((run.last / "trainer_state.json").read_text())["step"] == 2
     assert any(p.name.startswith(".last.link-") for p in run.checkpoints.iterdir())
-    train_teacher(setup, killed, resume=True, stop_at_step=None, ckpt_interval=1)
+    train_teacher(setup, killed, resume=True, stop_at_step=None, **options)
     assert_bitwise_equal(straight / "checkpoints" / "last", run.last)
     leftovers = {p.name for p in run.checkpoints.iterdir() if p.name.startswith(".last")}
     assert leftovers == {run.last.resolve().name}  # the interrupted save's files are gone
