@@ -13,9 +13,11 @@ inference time and <= 2 ms per frame.
 
 Part 2 runs the real node (``python -m monotakd_ros.nodes.detector``) and publishes frames at
 10 Hz (KITTI's rate) from another process; it reports stamp -> publish (the node's
-``~/debug/pipeline_latency_ms``) and stamp -> receive. Full-size best-effort images are often
-lost by this machine's DDS, so part 2 uses reliable QoS (keep last 1: still newest-only).
-The model is randomly initialised: timings are those of the configured architecture.
+``~/debug/pipeline_latency_ms``) and stamp -> receive, with reliable QoS (keep last 1: still
+newest-only). The model is randomly initialised: timings are those of the configured
+architecture. For the shipped student against a camera process with sensor-data QoS, the
+delivered share and the CPU per process, use ``bench_node_realtime.py``; for the decode alone,
+``bench_decode.py``.
 """
 
 from __future__ import annotations
