@@ -226,8 +226,9 @@ def build_prepared_loader(data_root: Path, cfg: TrainConfig, spec: InputSpec, ct
 def choose_threads(requested: int, device: torch.device) -> int:
     """Torch CPU threads: ``requested``, else 1 on a CPU of <= 2 cores, else torch's default.
 
-    On the shared 2-core machine one thread ran the distiller 4x faster than two under load
-    (design notes section 6); on a GPU the CPU only feeds the device.
+    On the shared 2-core machine one thread ran the distiller 4x and the student step 4.9x
+    faster than two under load (design notes section 6, docs/benchmarks.md); on a GPU the CPU
+    only feeds the device.
     """
     if requested > 0:
         threads = requested
