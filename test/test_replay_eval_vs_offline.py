@@ -1,16 +1,20 @@
 """monotakd-replay-eval with the real detector, checked against an offline run of the same student.
 
 A short synthetic drive is replayed over DDS through the detector node into the evaluator. The
-same student then runs in this process on every frame of the bag (``StudentPredictor`` with the
-node's post-processing settings); its boxes go through the evaluator's own conversion to KITTI
-result labels and ``evaluate_kitti`` scores them against the bag's ground truth. The report's
-Car AP must equal the offline AP of the frames the evaluator matched (within 0.5), and the
-frames the detector dropped must account for the difference to the offline AP of all frames.
+same shipped student then runs in this process on every frame of the bag (``StudentPredictor``
+with the node's post-processing settings); its boxes go through the evaluator's own conversion
+to KITTI result labels and ``evaluate_kitti`` scores them against the bag's ground truth. Both
+sides run torch on one thread (``cpu_threads:=1`` and ``OMP_NUM_THREADS=1`` for the node,
+``torch.set_num_threads(1)`` here), so the network computes the same numbers: the report's Car
+AP must equal the offline AP of the frames the evaluator matched (to 1e-9, the float noise of
+the message round trip), the frames the detector dropped must account for the difference to
+the offline AP of all frames, and the AP must reach the floor measured for this drive.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -19,9 +23,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
-from monotakd_ros.bags.frames import iter_bag_frames
+from monotakd_ros.bags.frames import BagFrame, iter_bag_frames
 from monotakd_ros.bags.ground_truth import class_id_of
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
 from monotakd_ros.data.kitti.labels import KittiLabels
@@ -30,18 +35,19 @@ from monotakd_ros.eval.detection_frames import DetectionFrame, detections_to_lab
 from monotakd_ros.eval.kitti_eval import KittiEvalResult, evaluate_kitti
 from monotakd_ros.geometry.frames import boxes_cam_to_optical
 from monotakd_ros.inference.predictor import StudentPredictor
-from monotakd_ros.models.config import load_model_config
 from monotakd_ros.resources import default_model_path, share_path
-from monotakd_ros.training.random_checkpoint import make_random_student_checkpoint
 
 NUM_FRAMES = 24
 DRIVE_SEED = 0  # 8-13 cars a frame, over 100 of them Moderate across the drive
 RATE = 0.5  # 5 frames/s: the CPU detector (~0.1-0.2 s a frame) keeps up on a loaded 2-core box
-AP_TOLERANCE = 0.5
+AP_TOLERANCE = 1e-9  # same network numbers; only the pose round trip's float noise differs
 CLASSES = ("Car",)
 METRICS = ("3d", "bev", "bbox")
 RECALL_POINTS = 40
-RANDOM_STUDENT_SCORE = 0.005  # an untrained head scores every anchor near 0.01
+# Offline Car R40 Moderate AP of the shipped student on all 24 frames of this drive, measured
+# on x86_64 torch CPU, 1 thread (2026-12-04): 3d 2.75, bev 7.44, bbox 42.00. The floors leave
+# room for other BLAS builds.
+MODERATE_FLOOR = {"3d": 1.5, "bev": 4.0, "bbox": 30.0}
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,6 @@ class StudentUnderTest:
     """A student checkpoint and the post-processing both the node and the offline run use."""
 
     path: Path
-    shipped: bool
     score_threshold: float
     nms_iou: float
     max_detections: int
@@ -71,19 +76,11 @@ class OfflineFrame:
     detections: KittiLabels
 
 
-def student_under_test(tmp_path: Path) -> StudentUnderTest:
-    """The shipped student with the node's parameter file, else an untrained one."""
+def student_under_test() -> StudentUnderTest:
+    """The shipped student with the settings of the node's parameter file."""
     node_params = yaml.safe_load(share_path("config/detector.yaml").read_text())[
         "monotakd_detector"]["ros__parameters"]
-    shipped = default_model_path()
-    if shipped.exists():
-        path, score_threshold = shipped, float(node_params["score_threshold"])
-    else:
-        # Until the trained student is committed: random weights, every box scored ~0.01.
-        model_cfg = load_model_config(share_path("config/models/small.yaml"))
-        path = make_random_student_checkpoint(tmp_path / "random_student", model_cfg)
-        score_threshold = RANDOM_STUDENT_SCORE
-    return StudentUnderTest(path, shipped.exists(), score_threshold,
+    return StudentUnderTest(default_model_path(), float(node_params["score_threshold"]),
                             float(node_params["nms_iou"]), int(node_params["max_detections"]))
 
 
@@ -96,7 +93,8 @@ def run_replay_eval(bag: Path, report_dir: Path,
          "--overlays", "0", "--end-grace", "5",
          "--startup-timeout", "90", "--timeout", "150",
          "--detector-param", *student.detector_params()],
-        capture_output=True, text=True, timeout=180)
+        capture_output=True, text=True, timeout=180,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
 
 
 def offline_frames(bag: Path, student: StudentUnderTest) -> list[OfflineFrame]:
@@ -104,18 +102,26 @@ def offline_frames(bag: Path, student: StudentUnderTest) -> list[OfflineFrame]:
     predictor = StudentPredictor.from_checkpoint(
         student.path, device="cpu", score_threshold=student.score_threshold,
         nms_iou=student.nms_iou, max_detections=student.max_detections)
-    frames = []
-    for frame in iter_bag_frames(bag):
-        found = predictor.predict(frame.image_bgr, frame.P)
-        # What the node publishes (optical-frame poses, lower-case class ids), as arrays.
-        message = DetectionFrame(
-            stamp_ns=frame.stamp_ns, frame_id="camera",
-            class_ids=tuple(class_id_of(name) for name in found.class_names),
-            scores=found.scores, boxes=boxes_cam_to_optical(found.boxes_cam))
-        labels = detections_to_labels(message, frame.P, frame.image_bgr.shape[:2])
-        assert frame.gt_labels is not None, f"bag frame {frame.stamp_ns} has no ground truth"
-        frames.append(OfflineFrame(frame.stamp_ns, frame.gt_labels, labels))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the node (cpu_threads:=1): the same float reductions
+    try:
+        frames = [_offline_frame(frame, predictor) for frame in iter_bag_frames(bag)]
+    finally:
+        torch.set_num_threads(threads)
     return frames
+
+
+def _offline_frame(frame: BagFrame, predictor: StudentPredictor) -> OfflineFrame:
+    """One bag frame's ground truth and the student's boxes as the evaluator's labels."""
+    found = predictor.predict(frame.image_bgr, frame.P)
+    # What the node publishes (optical-frame poses, lower-case class ids), as arrays.
+    message = DetectionFrame(
+        stamp_ns=frame.stamp_ns, frame_id="camera",
+        class_ids=tuple(class_id_of(name) for name in found.class_names),
+        scores=found.scores, boxes=boxes_cam_to_optical(found.boxes_cam))
+    labels = detections_to_labels(message, frame.P, frame.image_bgr.shape[:2])
+    assert frame.gt_labels is not None, f"bag frame {frame.stamp_ns} has no ground truth"
+    return OfflineFrame(frame.stamp_ns, frame.gt_labels, labels)
 
 
 def evaluate(frames: list[OfflineFrame],
@@ -157,7 +163,7 @@ def ap_text(ap: dict[str, np.ndarray]) -> str:
 def test_replayed_ap_matches_the_offline_evaluation_of_the_same_student(tmp_path: Path) -> None:
     drive = write_raw_drives(tmp_path / "raw", 1, NUM_FRAMES, seed=DRIVE_SEED)[0]
     bag = convert_drive_to_bag(drive, tmp_path / "bag").path
-    student = student_under_test(tmp_path)
+    student = student_under_test()
     report_dir = tmp_path / "report"
 
     done = run_replay_eval(bag, report_dir, student)
@@ -172,6 +178,7 @@ def test_replayed_ap_matches_the_offline_evaluation_of_the_same_student(tmp_path
     counts = report["counts"]
     dropped = set(report["dropped_stamps_ns"])
     matched = [f for f in frames if f.stamp_ns not in dropped]
+    assert matched, "the detector answered no frame: nothing to compare"
     # Every ground truth frame is either evaluated or reported as dropped, nothing else.
     assert counts["ground_truth_frames"] == NUM_FRAMES
     assert dropped <= {f.stamp_ns for f in frames}
@@ -204,6 +211,5 @@ def test_replayed_ap_matches_the_offline_evaluation_of_the_same_student(tmp_path
     else:
         assert report["ap_with_dropped_frames_as_empty"] is None
         assert_ap_close(online, offline_all, "report vs offline on all frames (none dropped)")
-    if student.shipped:
-        # A trained student must find cars, or the comparison above compares zeros.
-        assert offline_matched["bbox"][1] > 0.0
+    for metric, floor in MODERATE_FLOOR.items():  # a trained student: not a match of zeros
+        assert offline_all[metric][1] >= floor, (metric, offline_all[metric])
