@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +112,16 @@ def test_live_batches_are_refused(env: dict) -> None:
                                                    "train", env["spec"])[0]])
     with pytest.raises(DatasetError, match="needs batches of the prepared split"):
         cached(live_batch)
+
+
+def test_a_full_disk_names_the_size_of_the_targets(env: dict, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    stage = student(env)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 4096, 4096))
+    with pytest.raises(DatasetError, match=r"frozen teacher/TA targets \(4 frames x 2 flip "
+                                           r"states, .* per frame\) needs .* of disk, only "
+                                           r"4\.0 KiB free"):
+        cached_frozen_targets(stage.frozen, env["frames"], env["model_cfg"], tmp_path / "c",
+                              storage="fp32")
+    assert not list((tmp_path / "c").glob("*tmp*"))
