@@ -129,6 +129,7 @@ def test_bad_input_is_named_and_the_next_frame_is_processed(running, case: str) 
     assert node.proc.poll() is None
 
 
+@pytest.mark.timing  # wall-clock rates and windows; CI runs it
 def test_repeated_bad_input_is_throttled(running) -> None:
     node, client = running
     time.sleep(THROTTLE_S + 0.05)

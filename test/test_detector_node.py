@@ -129,6 +129,7 @@ def test_markers_debug_image_timing_and_diagnostics(running) -> None:
                for s in statuses) >= 1
 
 
+@pytest.mark.timing  # wall-clock rates and windows; CI runs it
 def test_overload_latency_stays_bounded(running, record_property) -> None:
     node, client = running
     image, P = half_size_frame(seed=4)  # the overload must reach the node (see the helper)

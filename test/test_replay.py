@@ -38,6 +38,7 @@ def stamp_ns(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
+@pytest.mark.timing  # wall-clock rates and windows; CI runs it
 @pytest.mark.parametrize(("rate", "start_paused"), [(0.5, False), (4.0, True)])
 def test_replay_publishes_the_recorded_stream_at_the_scaled_rate(bag, rate: float,
                                                                  start_paused: bool) -> None:
