@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from monotakd_ros.bags.frames import BagFrame, iter_bag_frames
+from monotakd_ros.bags.kitti_layout import GROUND_TRUTH_TOPIC
 from monotakd_ros.data.batch import FrameSample, collate_frames
 from monotakd_ros.data.datasets import KittiFrameDataset
 from monotakd_ros.data.kitti.labels import KittiLabels
@@ -63,8 +64,8 @@ def _labelled_frames(bag: Path, slop_s: float, calib: CameraCalib | None,
     with iter_bag_frames(bag, slop_s, calib) as reader:
         if reader.ground_truth_topic is None:
             raise EvaluationError(f"{bag}: no ground-truth topic to evaluate against (expected "
-                                  "/kitti/ground_truth/detections, written by monotakd-kitti2bag "
-                                  "from tracklet_labels.xml)")
+                                  f"{GROUND_TRUTH_TOPIC}, written by monotakd-kitti2bag from "
+                                  "tracklet_labels.xml)")
         for frame in reader:
             if frame.gt_labels is None:
                 counts["no_labels"] += 1
