@@ -18,7 +18,7 @@ import pytest
 from rclpy.parameter import Parameter
 
 from monotakd_ros.configuration import load_yaml_mapping
-from monotakd_ros.nodes import distiller, evaluator
+from monotakd_ros.nodes import distiller, distiller_cli, evaluator
 from monotakd_ros.nodes.detector_params import PARAMETERS as DETECTOR_TABLE
 from monotakd_ros.ros.dataclass_params import ParameterSpec
 
@@ -154,3 +154,10 @@ def test_distill_launch_arguments_are_distiller_parameters_of_their_type(
 def test_detector_launch_overrides_are_detector_parameters() -> None:
     names = assigned_literal(ROOT / "launch" / "detector.launch.py", "OVERRIDES")
     assert set(names) <= set(DETECTOR_DEFAULTS)
+
+
+def test_distill_console_flags_set_distiller_parameters() -> None:
+    destinations = [*distiller_cli._PATH_FLAGS.values(), *distiller_cli._VALUE_FLAGS.values()]
+    assert set(destinations) <= set(DISTILLER), sorted(set(destinations) - set(DISTILLER))
+    paths = {name for name, spec in DISTILLER.items() if spec.empty_is_none or spec.required}
+    assert set(distiller_cli._PATH_FLAGS.values()) <= paths | {"out_dir"}

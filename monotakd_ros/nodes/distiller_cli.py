@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from monotakd_ros.distill.config import DISTILL_MODES
+from monotakd_ros.distiller.run_config import SourceMode
 from monotakd_ros.nodes.distiller import run_node
+from monotakd_ros.training.config import DevicePreference, Schedule
 
 # flag destination -> node parameter
 _PATH_FLAGS = {"out": "out_dir", "teacher": "teacher", "assistant": "assistant",
@@ -40,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "LiDAR teacher and TA (IMD, CMRD and response terms), then evaluate before and after.")
     parser.add_argument("--params-file", type=Path, default=None,
                         help="ROS 2 parameter file, e.g. config/distill.yaml")
-    parser.add_argument("--mode", choices=("bag", "topic"), default=None)
+    parser.add_argument("--mode", choices=typing.get_args(SourceMode), default=None)
     parser.add_argument("--bags", type=Path, nargs="+", default=None,
                         help="bag mode: rosbag2 folders or ROS 1 .bag files")
     parser.add_argument("--out", type=Path, default=None, help="run folder")
@@ -72,13 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--schedule", choices=("constant", "onecycle", "cosine"), default=None,
+    parser.add_argument("--schedule", choices=typing.get_args(Schedule), default=None,
                         help="learning-rate schedule; bag mode knows the run length")
     parser.add_argument("--warmup-steps", type=int, default=None, help="cosine warm-up steps")
     parser.add_argument("--ckpt-interval", type=int, default=None)
-    parser.add_argument("--distill", choices=("takd", "imd", "cmkd"), default=None)
+    # "none" has no distillation term, and unlabelled frames give no detection loss.
+    parser.add_argument("--distill", choices=[m for m in DISTILL_MODES if m != "none"],
+                        default=None)
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    parser.add_argument("--device", choices=typing.get_args(DevicePreference), default=None)
     parser.add_argument("--no-progress-bar", action="store_true")
     return parser
 
