@@ -235,7 +235,7 @@ def dataclass_from_dotted(cls: type[T], values: dict[str, Any], where: str = "")
     """Build ``cls`` from flat parameter values (``train.lr``) or nested mappings.
 
     The convention of ROS parameters, which cannot be null: an empty string in a
-    ``Path | None`` field means None, and an empty string in a list of paths is an error.
+    ``Path | None`` field means None; in a ``Path`` field or a list of paths it is an error.
     A nested dataclass field with a default starts from that default instance's values, so
     ``train.lr`` alone keeps the other fields of the default ``train``.
     """
@@ -255,6 +255,8 @@ def dataclass_from_dotted(cls: type[T], values: dict[str, Any], where: str = "")
         key = f"{where}.{f.name}" if where else f.name
         if hints[f.name] == (Path | None) and data.get(f.name) == "":
             data[f.name] = None
+        elif hints[f.name] is Path and data.get(f.name) == "":
+            raise ConfigError(f"{key}: empty path")
         elif typing.get_origin(hints[f.name]) is tuple and Path in typing.get_args(
                 hints[f.name]) and isinstance(data.get(f.name), (list, tuple)):
             empty = [i for i, item in enumerate(data[f.name]) if item == ""]

@@ -13,6 +13,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from monotakd_ros.configuration import bounded, check_fields, described
+from monotakd_ros.distiller.run_config import distiller_config_from_values
 from monotakd_ros.errors import ConfigError
 from monotakd_ros.nodes import distiller
 from monotakd_ros.ros.dataclass_params import (
@@ -141,3 +142,7 @@ def test_distiller_parameters_keep_the_distiller_defaults_of_train() -> None:
                                 "distiller")
     assert config.train.workers == 0 and config.train.val_interval == 0  # not parameters
     assert config.train.distill_overrides == {"imd_weight": 0.0}
+    # The core path (parameter files, scripts): an empty required path is an error, not ".".
+    with pytest.raises(ConfigError, match=r"distiller\.teacher: empty path"):
+        distiller_config_from_values({"out_dir": "o", "teacher": "", "assistant": "a",
+                                      "bags": ["b"]})
