@@ -32,8 +32,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
+# As the detector node does (nodes/detector.py): OpenMP threads wait passively, or the network
+# times below measure spinning threads fighting the other processes for the cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "test"))  # the detector test helpers: frames, node process
