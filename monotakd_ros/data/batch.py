@@ -63,6 +63,28 @@ def prepare_image(image_bgr: np.ndarray, P2: np.ndarray,
     return image, placed_projection(P2, original_hw, new_hw, (0, 0)), scale_xy
 
 
+def resized_image(image_bgr: np.ndarray, new_hw: tuple[int, int]) -> np.ndarray:
+    """``image_bgr`` resized to ``new_hw`` with the pixel-centre mapping of ``cv2.resize``.
+
+    INTER_AREA averages when shrinking (no aliasing), INTER_LINEAR enlarges. A shrink by 2x or
+    more whose integer factor k divides both sides first takes OpenCV's fast exact 1/k area
+    path (a 1080p frame: about 2x faster); the composed mapping is the same affine map, so P
+    scales exactly as for one resize.
+    """
+    original_hw = (int(image_bgr.shape[0]), int(image_bgr.shape[1]))
+    if new_hw == original_hw:
+        return image_bgr
+    if new_hw[1] >= original_hw[1]:
+        return cv2.resize(image_bgr, (new_hw[1], new_hw[0]), interpolation=cv2.INTER_LINEAR)
+    k = int(min(original_hw[0] / new_hw[0], original_hw[1] / new_hw[1]))
+    if k >= 2 and original_hw[0] % k == 0 and original_hw[1] % k == 0:
+        image_bgr = cv2.resize(image_bgr, (original_hw[1] // k, original_hw[0] // k),
+                               interpolation=cv2.INTER_AREA)
+        if image_bgr.shape[:2] == new_hw:
+            return image_bgr
+    return cv2.resize(image_bgr, (new_hw[1], new_hw[0]), interpolation=cv2.INTER_AREA)
+
+
 def check_bgr_image(image_bgr: np.ndarray) -> None:
     """ImageEncodingError unless ``image_bgr`` is an (H, W, 3) uint8 array."""
     if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
@@ -77,7 +99,6 @@ def placed_image(image_bgr: np.ndarray, new_hw: tuple[int, int], offset_yx: tupl
     Negative offsets crop; uncovered input is the mean colour (0 after normalising).
     """
     check_bgr_image(image_bgr)
-    original_hw = (int(image_bgr.shape[0]), int(image_bgr.shape[1]))
     height, width = spec.input_hw
     top, left = offset_yx
     # Source rows/columns of the resized image that land on the canvas.
@@ -86,13 +107,7 @@ def placed_image(image_bgr: np.ndarray, new_hw: tuple[int, int], offset_yx: tupl
     normalised = np.zeros((3, height, width), dtype=np.float32)  # (3, H, W), pad = mean colour
     if row1 <= row0 or col1 <= col0:
         return torch.from_numpy(normalised)
-    if new_hw == original_hw:
-        resized = image_bgr
-    else:
-        # INTER_AREA averages when shrinking (no aliasing); both keep the pixel-centre mapping.
-        shrinking = new_hw[1] < original_hw[1]
-        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-        resized = cv2.resize(image_bgr, (new_hw[1], new_hw[0]), interpolation=interpolation)
+    resized = resized_image(image_bgr, new_hw)
     visible = resized[row0:row1, col0:col1]
     for rgb_channel in range(3):
         gain = 1.0 / (255.0 * spec.std[rgb_channel])
