@@ -61,36 +61,50 @@ def rotated_nms(boxes_bev: torch.Tensor, scores: torch.Tensor, iou_threshold: fl
     return order[torch.from_numpy(kept).to(device)]
 
 
-
 def _greedy_kept_ranks(ranked: np.ndarray, groups: np.ndarray | None, iou_threshold: float,
                        limit: int) -> np.ndarray:
     """(K,) int64 ranks kept by greedy NMS over (N, 5) boxes sorted by descending score."""
     shape = _BoxShape(ranked)
     count = ranked.shape[0]
     if count * (count - 1) // 2 <= _ONE_CALL_PAIRS:
-        # Few boxes: decide every pair (i < j) in one vectorised call, then walk the matrix.
-        rows, cols = np.triu_indices(count, 1)
-        if groups is not None:
-            same = groups[rows] == groups[cols]
-            rows, cols = rows[same], cols[same]
-        suppresses = np.zeros((count, count), dtype=bool)
-        hit = _suppressing_pairs(shape, ranked, rows, cols, iou_threshold)
-        suppresses[rows[hit], cols[hit]] = True
-        alive = np.ones(count, dtype=bool)
-        kept: list[int] = []
-        while len(kept) < limit and alive.any():
-            best = int(np.argmax(alive))  # first alive rank = highest remaining score
-            kept.append(best)
-            alive[best] = False
-            alive &= ~suppresses[best]
-        return np.asarray(kept, dtype=np.int64)
-    # Many boxes: only rows of kept boxes. Pairs the bounds leave open wait in ``pending``
-    # until their candidate comes up; then every open pair of a still-alive candidate is
-    # settled in one call (a kept box never changes, so settling early is never wrong).
+        return _kept_ranks_all_pairs(shape, ranked, groups, iou_threshold, limit)
+    return _kept_ranks_row_by_row(shape, ranked, groups, iou_threshold, limit)
+
+
+def _kept_ranks_all_pairs(shape: _BoxShape, ranked: np.ndarray, groups: np.ndarray | None,
+                          iou_threshold: float, limit: int) -> np.ndarray:
+    """Few boxes: decide every pair (i < j) in one vectorised call, then walk the matrix."""
+    count = ranked.shape[0]
+    rows, cols = np.triu_indices(count, 1)
+    if groups is not None:
+        same = groups[rows] == groups[cols]
+        rows, cols = rows[same], cols[same]
+    suppresses = np.zeros((count, count), dtype=bool)
+    hit = _suppressing_pairs(shape, ranked, rows, cols, iou_threshold)
+    suppresses[rows[hit], cols[hit]] = True
+    alive = np.ones(count, dtype=bool)
+    kept: list[int] = []
+    while len(kept) < limit and alive.any():
+        best = int(np.argmax(alive))  # first alive rank = highest remaining score
+        kept.append(best)
+        alive[best] = False
+        alive &= ~suppresses[best]
+    return np.asarray(kept, dtype=np.int64)
+
+
+def _kept_ranks_row_by_row(shape: _BoxShape, ranked: np.ndarray, groups: np.ndarray | None,
+                           iou_threshold: float, limit: int) -> np.ndarray:
+    """Many boxes: overlaps of kept boxes only, one row per kept box.
+
+    Pairs the bounds leave open wait in ``pending`` until their candidate comes up; then every
+    open pair of a still-alive candidate is settled in one call (a kept box never changes, so
+    settling early is never wrong).
+    """
+    count = ranked.shape[0]
     alive = np.ones(count, dtype=bool)
     waiting = np.zeros(count, dtype=bool)  # alive candidates with an open pair
     pending: list[tuple[np.ndarray, np.ndarray]] = []
-    kept = []
+    kept: list[int] = []
     while len(kept) < limit:
         alive_ranks = np.flatnonzero(alive)
         if alive_ranks.size == 0:
