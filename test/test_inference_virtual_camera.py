@@ -75,7 +75,7 @@ def test_focal_length_and_principal_point_land_on_the_training_camera(
 @pytest.mark.parametrize(("hw", "P"), [
     ((480, 640), pinhole(500.0, 500.0, 320.0, 240.0)),  # shrunk
     ((240, 320), pinhole(250.0, 250.0, 160.0, 120.0)),  # enlarged by 1.49
-    ((720, 1280), pinhole(1000.0, 1000.0, 640.0, 360.0)),  # shrunk 2.7x: 1/2 area step first
+    ((720, 1280), pinhole(1000.0, 1000.0, 640.0, 360.0)),  # shrunk 2.7x
 ])
 def test_a_point_lands_where_the_carried_p_projects_it(hw: tuple[int, int],
                                                        P: np.ndarray) -> None:
