@@ -140,7 +140,10 @@ class NetworkRunner:
         return images.to(self.device), P2.to(self.device)
 
     def _eager(self, images: torch.Tensor, P2: torch.Tensor) -> HeadOutput:
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
+        # Autocast's weight-cast cache must be off while a CUDA graph is captured (the cached
+        # casts would live in the capture's memory pool); casting in the graph is replayed.
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast,
+                            cache_enabled=not self.path.cuda_graph):
             return self._model(images, P2).head
 
     def _warmup_calls(self, path: NetworkPath) -> int:
