@@ -88,8 +88,6 @@ class DistillSession:
             raise ConfigError(f"{self.run.checkpoints}: this run folder already has a "
                               "checkpoint; set resume to continue it or choose another out_dir")
         resume_from = resume_checkpoint(self.run) if config.resume else None
-        check_writable(self.run.root, "out_dir")
-        check_writable(self.run.checkpoints, "checkpoint folder")
         self.calib: CameraCalib | None = (calib_from_file(config.calib_file)
                                           if config.calib_file is not None else None)
         self.topics = topic_overrides(config.image_topic, config.camera_info_topic,
@@ -98,6 +96,9 @@ class DistillSession:
         if config.mode == "bag":
             total_images = check_bags(config.bags, config.slop_s, self.calib, self.topics)
         self.total_images = total_images
+        # After the inputs are known to be usable: a refused bag leaves no run folder behind.
+        check_writable(self.run.root, "out_dir")
+        check_writable(self.run.checkpoints, "checkpoint folder")
         horizon = config.train.max_steps or -(-total_images * config.passes
                                               // config.train.batch_size)
         self.run.root.mkdir(parents=True, exist_ok=True)
