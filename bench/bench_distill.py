@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 from training_fixtures import kitti_calib  # noqa: E402
 
-from monotakd_ros.bags.frames import BagFrame, iter_bag_frames  # noqa: E402
+from monotakd_ros.bags.frame_reader import BagFrame, iter_bag_frames  # noqa: E402
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag  # noqa: E402
 from monotakd_ros.data.kitti.calib import raw_calib_from_camera_calib  # noqa: E402
 from monotakd_ros.data.kitti.oxts import OxtsPacket  # noqa: E402

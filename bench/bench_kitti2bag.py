@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 from helpers_kitti_raw import DATE, kitti_raw_calib, oxts_packet  # noqa: E402
 
-from monotakd_ros.bags.frames import iter_bag_frames  # noqa: E402
+from monotakd_ros.bags.frame_reader import iter_bag_frames  # noqa: E402
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag  # noqa: E402
 from monotakd_ros.data.kitti.calib import raw_calib_from_camera_calib  # noqa: E402
 from monotakd_ros.data.kitti.raw_drive import RawDriveWriter  # noqa: E402

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 
 from monotakd_ros.data.synth.generator import SynthFrame, generate_object_frame  # noqa: E402
 from monotakd_ros.geometry.boxes import BOX_EDGES, corners_cam, corners_lidar  # noqa: E402
-from monotakd_ros.geometry.frames import boxes_cam_to_lidar  # noqa: E402
+from monotakd_ros.geometry.coord_frames import boxes_cam_to_lidar  # noqa: E402
 
 CLASS_BGR = {"Car": (60, 220, 60), "Van": (230, 200, 40), "Pedestrian": (40, 60, 240),
              "Cyclist": (220, 60, 220)}

@@ -12,7 +12,7 @@ from rosbags.rosbag2 import Writer
 from training_fixtures import TINY_MODEL, kitti_calib, write_yaml
 
 from monotakd_ros.bags import kitti_layout as layout
-from monotakd_ros.bags.messages import (
+from monotakd_ros.bags.frame_messages import (
     camera_info_message,
     image_message,
     point_cloud_message,

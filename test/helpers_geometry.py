@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from monotakd_ros.errors import GeometryError
-from monotakd_ros.geometry.frames import box_array, boxes_lidar_to_bev
+from monotakd_ros.geometry.coord_frames import box_array, boxes_lidar_to_bev
 from monotakd_ros.geometry.iou import bev_iou_matrix
 from monotakd_ros.geometry.nms import rotated_nms
 

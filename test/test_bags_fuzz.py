@@ -22,11 +22,11 @@ from helpers_replay_eval import write_eval_bag
 from rosbags.rosbag2 import Reader, Writer
 
 from monotakd_ros.bags import kitti_layout as layout
-from monotakd_ros.bags.bag_source import BagSource
-from monotakd_ros.bags.frames import iter_bag_frames
+from monotakd_ros.bags.frame_reader import iter_bag_frames
 from monotakd_ros.bags.kitti2bag import STORAGES
+from monotakd_ros.bags.recorded_stream import BagSource
 from monotakd_ros.bags.ros1 import convert_ros1_bag
-from monotakd_ros.distiller.bag_source import recorded_topics
+from monotakd_ros.distiller.bag_mode import recorded_topics
 from monotakd_ros.errors import MonotakdError
 from monotakd_ros.geometry.calib import CameraCalib
 from monotakd_ros.ros.type_hashes import installed_type_hash, message_class

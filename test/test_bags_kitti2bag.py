@@ -12,7 +12,7 @@ from helpers_kitti_raw import write_synthetic_drive
 from rosbags.highlevel import AnyReader
 
 from monotakd_ros.bags.cli import kitti2bag_main
-from monotakd_ros.bags.frames import iter_bag_frames
+from monotakd_ros.bags.frame_reader import iter_bag_frames
 from monotakd_ros.bags.ground_truth import parse_label_metadata
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
 from monotakd_ros.bags.typestore import monotakd_typestore

@@ -19,8 +19,8 @@ from rosbags.interfaces import (
 )
 
 from monotakd_ros.bags import kitti_layout as layout
-from monotakd_ros.bags.bag_source import BagSource, ReadAhead, RecordedMessage, offered_qos
 from monotakd_ros.bags.playback import PlaybackClock, play_messages
+from monotakd_ros.bags.recorded_stream import BagSource, ReadAhead, RecordedMessage, offered_qos
 from monotakd_ros.errors import BagError
 
 MS = 1_000_000

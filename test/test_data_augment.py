@@ -19,7 +19,7 @@ from monotakd_ros.data.augment import (
 )
 from monotakd_ros.data.synth.rig import KITTI_IMAGE_HW, kitti_camera_calib
 from monotakd_ros.errors import ConfigError
-from monotakd_ros.geometry.frames import boxes_cam_to_lidar
+from monotakd_ros.geometry.coord_frames import boxes_cam_to_lidar
 
 CALIB = kitti_camera_calib()
 WIDTH = KITTI_IMAGE_HW[1]

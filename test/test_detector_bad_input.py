@@ -22,7 +22,7 @@ from helpers_detector import (
 )
 from sensor_msgs.msg import Image
 
-from monotakd_ros.geometry.frames import boxes_cam_to_body
+from monotakd_ros.geometry.coord_frames import boxes_cam_to_body
 from monotakd_ros.inference import StudentPredictor
 
 IMAGE_TOPIC, INFO_TOPIC = "/bad_input/image_raw", "/bad_input/camera_info"

@@ -27,7 +27,7 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from visualization_msgs.msg import Marker
 
-from monotakd_ros.geometry.frames import boxes_cam_to_optical
+from monotakd_ros.geometry.coord_frames import boxes_cam_to_optical
 from monotakd_ros.inference import StudentPredictor
 from monotakd_ros.nodes.detector import DetectorNode
 from monotakd_ros.nodes.detector_params import PARAMETERS

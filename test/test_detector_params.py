@@ -14,7 +14,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from monotakd_ros.errors import ConfigError
-from monotakd_ros.geometry.frames import T_body_from_optical
+from monotakd_ros.geometry.coord_frames import T_body_from_optical
 from monotakd_ros.nodes.detector_params import (
     PARAMETERS,
     declare_detector_parameters,

@@ -24,7 +24,7 @@ from helpers_distill import (
 from helpers_kitti_raw import kitti_raw_calib, write_synthetic_drive
 from test_training_step import NanOnCalls
 
-from monotakd_ros.bags.frames import iter_bag_frames
+from monotakd_ros.bags.frame_reader import iter_bag_frames
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
 from monotakd_ros.data.kitti.raw_calib import write_raw_calib
 from monotakd_ros.distiller.evaluation import evaluate_bag, evaluate_student

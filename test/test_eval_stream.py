@@ -29,7 +29,7 @@ from monotakd_ros.eval.stream import (
     match_frames,
 )
 from monotakd_ros.eval.stream_report import write_stream_report
-from monotakd_ros.geometry.frames import (
+from monotakd_ros.geometry.coord_frames import (
     OrientedBoxes,
     T_body_from_optical,
     boxes_cam_to_body,

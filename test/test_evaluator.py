@@ -22,7 +22,7 @@ from monotakd_ros.data.kitti.labels import write_label_file
 from monotakd_ros.data.kitti.raw_drive import RawDrive
 from monotakd_ros.errors import ConfigError
 from monotakd_ros.eval.evaluator_config import EvaluatorConfig
-from monotakd_ros.geometry.frames import T_body_from_optical
+from monotakd_ros.geometry.coord_frames import T_body_from_optical
 
 NUM_FRAMES = 8
 DROPPED = 2

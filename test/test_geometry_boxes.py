@@ -15,7 +15,7 @@ from monotakd_ros.geometry.boxes import (
     corners_lidar,
 )
 from monotakd_ros.geometry.calib import CameraCalib
-from monotakd_ros.geometry.frames import boxes_cam_to_lidar
+from monotakd_ros.geometry.coord_frames import boxes_cam_to_lidar
 
 
 def test_corners_cam_by_hand() -> None:

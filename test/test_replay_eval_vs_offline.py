@@ -26,14 +26,14 @@ import pytest
 import torch
 import yaml
 
-from monotakd_ros.bags.frames import BagFrame, iter_bag_frames
+from monotakd_ros.bags.frame_reader import BagFrame, iter_bag_frames
 from monotakd_ros.bags.ground_truth import class_id_of
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
 from monotakd_ros.data.kitti.labels import KittiLabels
 from monotakd_ros.data.synth import write_raw_drives
 from monotakd_ros.eval.detection_frames import DetectionFrame, detections_to_labels
 from monotakd_ros.eval.kitti_eval import KittiEvalResult, evaluate_kitti
-from monotakd_ros.geometry.frames import boxes_cam_to_optical
+from monotakd_ros.geometry.coord_frames import boxes_cam_to_optical
 from monotakd_ros.inference.predictor import StudentPredictor
 from monotakd_ros.resources import default_model_path, share_path
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from monotakd_ros.geometry.frames import T_body_from_optical, quat_to_matrix
+from monotakd_ros.geometry.coord_frames import T_body_from_optical, quat_to_matrix
 from monotakd_ros.ros.output_frames import boxes_in_output_frame, transform_to_matrix
 
 # x = 1 m right, bottom 2 m below the camera, 10 m ahead; l, h, w = 4, 1.5, 2; ry = 0.3 rad

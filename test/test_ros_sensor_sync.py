@@ -10,7 +10,7 @@ import pytest
 from helpers_distill import CLOUD, IMAGE, INFO, bag_frames, write_bag
 from rosbags.highlevel import AnyReader
 
-from monotakd_ros.bags.frames import iter_bag_frames
+from monotakd_ros.bags.frame_reader import iter_bag_frames
 from monotakd_ros.bags.typestore import monotakd_typestore
 from monotakd_ros.ros.sensor_frames import Rejection, SensorFrameBuilder
 from monotakd_ros.ros.sensor_sync import SensorFrameSync

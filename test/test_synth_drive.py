@@ -9,7 +9,7 @@ import pytest
 
 from monotakd_ros.data.synth.drive import FRAME_PERIOD_NS, SynthDrive, generate_drive
 from monotakd_ros.data.synth.generator import SynthFrame
-from monotakd_ros.geometry.frames import boxes_lidar_to_cam
+from monotakd_ros.geometry.coord_frames import boxes_lidar_to_cam
 
 SEED, FRAMES = 21, 6
 EARTH_RADIUS_M = 6378137.0

@@ -12,7 +12,7 @@ from monotakd_ros.data.synth.config import SynthConfig
 from monotakd_ros.data.synth.generator import SynthFrame, frame_rng, generate_object_frame
 from monotakd_ros.data.synth.rig import T_rect_from_world
 from monotakd_ros.data.synth.scene import sample_world
-from monotakd_ros.geometry.frames import boxes_cam_to_lidar
+from monotakd_ros.geometry.coord_frames import boxes_cam_to_lidar
 from monotakd_ros.geometry.projection import lidar_depth_map, project_rect_to_image
 
 SEED = 5

@@ -14,7 +14,7 @@ from monotakd_ros.data.synth.primitives import PrimitiveBuilder
 from monotakd_ros.data.synth.rig import RigPose
 from monotakd_ros.data.synth.scene import World, sample_lighting
 from monotakd_ros.data.synth.traffic import make_actor
-from monotakd_ros.geometry.frames import boxes_cam_to_lidar
+from monotakd_ros.geometry.coord_frames import boxes_cam_to_lidar
 from monotakd_ros.geometry.projection import boxes3d_to_boxes2d
 
 POSE = RigPose(0.0, 0.0, 1.73, 0.0, np.deg2rad(1.5), 0.0)

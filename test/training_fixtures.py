@@ -17,7 +17,7 @@ from monotakd_ros.data.kitti.object_dataset import KittiObjectWriter
 from monotakd_ros.data.kitti.oxts import OxtsPacket
 from monotakd_ros.data.kitti.raw_drive import RawDriveWriter
 from monotakd_ros.geometry.calib import CameraCalib
-from monotakd_ros.geometry.frames import boxes_lidar_to_cam
+from monotakd_ros.geometry.coord_frames import boxes_lidar_to_cam
 from monotakd_ros.geometry.projection import boxes3d_to_boxes2d
 
 IMAGE_HW = (375, 1242)  # KITTI's size, so that 2D boxes pass the difficulty heights

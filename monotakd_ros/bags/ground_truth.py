@@ -18,10 +18,14 @@ from typing import Any
 import numpy as np
 from rosbags.typesys.store import Typestore
 
-from monotakd_ros.bags.messages import header_message
+from monotakd_ros.bags.frame_messages import header_message
 from monotakd_ros.data.kitti.labels import KittiLabels
 from monotakd_ros.errors import BagError
-from monotakd_ros.geometry.frames import OrientedBoxes, boxes_cam_to_optical, boxes_optical_to_cam
+from monotakd_ros.geometry.coord_frames import (
+    OrientedBoxes,
+    boxes_cam_to_optical,
+    boxes_optical_to_cam,
+)
 
 DETECTIONS_TYPE = "vision_msgs/msg/Detection3DArray"
 _KITTI_NAMES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc",

@@ -23,8 +23,7 @@ from rosbags.rosbag2.enums import CompressionFormat, CompressionMode, StoragePlu
 from rosbags.rosbag2.errors import WriterError
 
 from monotakd_ros.bags import kitti_layout as layout
-from monotakd_ros.bags.ground_truth import DETECTIONS_TYPE, detections_message
-from monotakd_ros.bags.messages import (
+from monotakd_ros.bags.frame_messages import (
     camera_info_message,
     image_message,
     imu_message,
@@ -34,6 +33,7 @@ from monotakd_ros.bags.messages import (
     tf_message,
     transform_stamped_message,
 )
+from monotakd_ros.bags.ground_truth import DETECTIONS_TYPE, detections_message
 from monotakd_ros.bags.typestore import monotakd_typestore
 from monotakd_ros.data.kitti.raw_drive import CAMERA_INDEX, RawDrive
 from monotakd_ros.errors import BagError

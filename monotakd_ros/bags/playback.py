@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from monotakd_ros.bags.bag_source import RecordedMessage
+from monotakd_ros.bags.recorded_stream import RecordedMessage
 from monotakd_ros.errors import BagError
 
 LOGGER = logging.getLogger(__name__)
@@ -36,11 +36,6 @@ class PlaybackClock:
         self._anchor_bag_ns = int(start_bag_ns)
         self._anchor_wall_ns = now_ns()
         self._paused = paused
-
-    @property
-    def is_paused(self) -> bool:
-        """Whether time stands still."""
-        return self._paused
 
     def bag_now_ns(self) -> int:
         """The bag time playback has reached now."""

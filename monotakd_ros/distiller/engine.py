@@ -25,10 +25,10 @@ from typing import Any
 
 import torch
 
-from monotakd_ros.bags.frames import BagFrame
+from monotakd_ros.bags.frame_reader import BagFrame
 from monotakd_ros.data.batch import FrameSample, collate_frames
 from monotakd_ros.distiller.ledger import FrameLedger, SkipTally
-from monotakd_ros.distiller.replay import LabelledReplay
+from monotakd_ros.distiller.rehearsal import LabelledReplay
 from monotakd_ros.distiller.samples import frame_id_of, sample_from_bag_frame
 from monotakd_ros.errors import CheckpointError, ConfigError, MonotakdError
 from monotakd_ros.model_io.checkpoint import TrainState

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from monotakd_ros.bags.frames import BagFrame, iter_bag_frames
+from monotakd_ros.bags.frame_reader import BagFrame, iter_bag_frames
 from monotakd_ros.bags.kitti_layout import GROUND_TRUTH_TOPIC
 from monotakd_ros.data.batch import FrameSample, collate_frames
 from monotakd_ros.data.datasets import KittiFrameDataset

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monotakd_ros.bags.frames import BagFrame
+from monotakd_ros.bags.frame_reader import BagFrame
 from monotakd_ros.data.augment import SensorFrame
 from monotakd_ros.data.batch import FrameSample
 from monotakd_ros.data.datasets import build_frame_sample

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from monotakd_ros.configuration import dataclass_from_dict
-from monotakd_ros.distiller.bag_source import (
+from monotakd_ros.distiller.bag_mode import (
     ProgressCallback,
     StopCheck,
     StopRequested,
@@ -23,7 +23,7 @@ from monotakd_ros.distiller.bag_source import (
 )
 from monotakd_ros.distiller.engine import DistillEngine
 from monotakd_ros.distiller.evaluation import evaluate_student, result_record
-from monotakd_ros.distiller.replay import LabelledReplay
+from monotakd_ros.distiller.rehearsal import LabelledReplay
 from monotakd_ros.distiller.run_config import DistillerConfig
 from monotakd_ros.errors import CheckpointError, ConfigError
 from monotakd_ros.geometry.calib import CameraCalib

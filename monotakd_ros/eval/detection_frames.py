@@ -18,7 +18,7 @@ import numpy as np
 from monotakd_ros.bags.ground_truth import kitti_name_of
 from monotakd_ros.data.kitti.labels import KittiLabels
 from monotakd_ros.errors import EvaluationError, GeometryError
-from monotakd_ros.geometry.frames import (
+from monotakd_ros.geometry.coord_frames import (
     OrientedBoxes,
     boxes_optical_to_cam,
     matrix_to_quat,
@@ -82,7 +82,7 @@ def detection_frame_of(message: Any) -> DetectionFrame:
 def body_box_axes_to_optical(boxes: OrientedBoxes) -> OrientedBoxes:
     """The same physical boxes re-described with optical-style local axes and size (l, h, w).
 
-    The inverse of ``geometry.frames.optical_box_axes_to_body``.
+    The inverse of ``geometry.coord_frames.optical_box_axes_to_body``.
     """
     R = quat_to_matrix(boxes.quat_xyzw) @ _M_BODY_LOCAL_FROM_OPTICAL_LOCAL
     return OrientedBoxes(center=boxes.center.copy(), quat_xyzw=matrix_to_quat(R),
@@ -94,7 +94,8 @@ class OutputFrame:
     """How the detector's boxes are expressed: ``box_axes`` and the frame's pose.
 
     ``T_output_from_optical`` maps optical-frame points into the output frame; identity for the
-    default optical output, ``geometry.frames.T_body_from_optical()`` for a level camera's body.
+    default optical output, ``geometry.coord_frames.T_body_from_optical()`` for a level camera's
+    body.
     """
 
     box_axes: str = "optical"

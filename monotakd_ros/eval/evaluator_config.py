@@ -13,7 +13,7 @@ from monotakd_ros.configuration import bounded, check_fields, described
 from monotakd_ros.errors import ConfigError, MonotakdError
 from monotakd_ros.eval.detection_frames import OutputFrame
 from monotakd_ros.eval.stream import DEFAULT_CLASSES
-from monotakd_ros.geometry.frames import T_body_from_optical
+from monotakd_ros.geometry.coord_frames import T_body_from_optical
 
 DETECTIONS_TOPIC = "/monotakd_detector/detections"  # the detector node's ~/detections
 REPLAY_FINISHED_TOPIC = "/monotakd_replay/finished"  # the replay node's ~/finished

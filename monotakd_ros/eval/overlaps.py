@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monotakd_ros.geometry.frames import boxes_cam_to_bev
+from monotakd_ros.geometry.coord_frames import boxes_cam_to_bev
 from monotakd_ros.geometry.iou import bev_iou_pairs
 
 METRICS: tuple[str, ...] = ("bbox", "bev", "3d")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monotakd_ros.geometry.frames import box_array
+from monotakd_ros.geometry.coord_frames import box_array
 
 BOX_EDGES: list[tuple[int, int]] = [
     (0, 1), (1, 2), (2, 3), (3, 0),  # bottom face

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from monotakd_ros.errors import GeometryError
-from monotakd_ros.geometry.frames import boxes_cam_to_bev
+from monotakd_ros.geometry.coord_frames import boxes_cam_to_bev
 
 Array = Any  # np.ndarray or torch.Tensor; functions return what they are given
 

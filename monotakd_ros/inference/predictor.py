@@ -22,7 +22,7 @@ from monotakd_ros.configuration import dataclass_from_dict
 from monotakd_ros.data.batch import placed_image, placed_projection, prepare_image, resized_hw
 from monotakd_ros.errors import CalibrationError, CheckpointError, ConfigError, ImageEncodingError
 from monotakd_ros.geometry.calib import CameraCalib
-from monotakd_ros.geometry.frames import boxes_lidar_to_cam
+from monotakd_ros.geometry.coord_frames import boxes_lidar_to_cam
 from monotakd_ros.inference.device import fp16_enabled, select_device
 from monotakd_ros.inference.device_prepare import DeviceImagePreparer
 from monotakd_ros.inference.fast_paths import Network, NetworkRunner, build_network_runner

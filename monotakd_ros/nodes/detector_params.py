@@ -12,7 +12,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
 from monotakd_ros.errors import ConfigError, GeometryError
-from monotakd_ros.geometry.frames import T_body_from_optical, rigid_transform
+from monotakd_ros.geometry.coord_frames import T_body_from_optical, rigid_transform
 from monotakd_ros.inference.device import DEVICE_CHOICES
 from monotakd_ros.inference.fast_paths import parse_network_path
 from monotakd_ros.resources import default_model_path

@@ -32,7 +32,7 @@ from std_msgs.msg import String
 from tf2_msgs.msg import TFMessage
 
 from monotakd_ros.distill.config import DistillConfig
-from monotakd_ros.distiller.bag_source import StopRequested
+from monotakd_ros.distiller.bag_mode import StopRequested
 from monotakd_ros.distiller.run_config import NODE_NAME, TRAIN_PARAMETER_HELP, DistillerConfig
 from monotakd_ros.distiller.session import DistillSession, DistillSummary, format_evaluations
 from monotakd_ros.errors import MonotakdError

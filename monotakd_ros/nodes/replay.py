@@ -31,8 +31,8 @@ from rclpy.utilities import remove_ros_args
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Empty
 
-from monotakd_ros.bags.bag_source import BagSource, QosSpec, ReadAhead, RecordedMessage
 from monotakd_ros.bags.playback import PlaybackClock, PlaybackSummary, play_messages
+from monotakd_ros.bags.recorded_stream import BagSource, QosSpec, ReadAhead, RecordedMessage
 from monotakd_ros.errors import BagError, MonotakdError
 from monotakd_ros.ros.type_hashes import installed_type_hash, message_class
 

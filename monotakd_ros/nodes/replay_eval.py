@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from monotakd_ros.bags import kitti_layout as layout
-from monotakd_ros.bags.bag_source import BagSource
+from monotakd_ros.bags.recorded_stream import BagSource
 from monotakd_ros.errors import ConfigError, MonotakdError
 from monotakd_ros.eval.stream import EXIT_GROUND_TRUTH_LOST, EXIT_NOTHING_EVALUATED
 from monotakd_ros.eval.stream_report import JSON_NAME, TABLE_NAME

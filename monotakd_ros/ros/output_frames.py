@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from monotakd_ros.geometry.frames import (
+from monotakd_ros.geometry.coord_frames import (
     OrientedBoxes,
     boxes_cam_to_optical,
     optical_box_axes_to_body,

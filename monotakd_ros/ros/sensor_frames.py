@@ -21,7 +21,7 @@ from monotakd_ros.bags.decoding import (
     grey_image_problem,
     point_cloud_to_array,
 )
-from monotakd_ros.bags.frames import BagFrame
+from monotakd_ros.bags.frame_reader import BagFrame
 from monotakd_ros.errors import BagError, MonotakdError
 from monotakd_ros.geometry.calib import CameraCalib
 from monotakd_ros.ros.image_conversion import image_msg_to_bgr8

@@ -19,7 +19,7 @@ import numpy as np
 from monotakd_ros.data.kitti.labels import KittiLabels
 from monotakd_ros.errors import KittiFormatError
 from monotakd_ros.geometry.calib import CameraCalib
-from monotakd_ros.geometry.frames import boxes_lidar_to_cam
+from monotakd_ros.geometry.coord_frames import boxes_lidar_to_cam
 from monotakd_ros.geometry.projection import boxes3d_to_boxes2d
 from monotakd_ros.geometry.rotations import wrap_angle
 

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from monotakd_ros.bags import kitti_layout as layout
 from monotakd_ros.bags.failures import bag_failures
-from monotakd_ros.bags.frames import BagFrameReader, iter_bag_frames
+from monotakd_ros.bags.frame_reader import BagFrameReader, iter_bag_frames
 from monotakd_ros.bags.typestore import monotakd_typestore
 from monotakd_ros.data.kitti.calib import read_object_calib
 from monotakd_ros.data.kitti.raw_calib import read_raw_calib

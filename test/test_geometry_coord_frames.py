@@ -11,7 +11,7 @@ import torch
 from monotakd_ros.errors import GeometryError
 from monotakd_ros.geometry.boxes import corners_cam, corners_lidar
 from monotakd_ros.geometry.calib import CameraCalib
-from monotakd_ros.geometry.frames import (
+from monotakd_ros.geometry.coord_frames import (
     OrientedBoxes,
     T_body_from_optical,
     boxes_cam_to_bev,

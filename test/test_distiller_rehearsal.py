@@ -13,7 +13,7 @@ from helpers_kitti_raw import write_synthetic_drive
 from training_fixtures import write_tiny_kitti
 
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
-from monotakd_ros.distiller.replay import LabelledReplay
+from monotakd_ros.distiller.rehearsal import LabelledReplay
 from monotakd_ros.distiller.run_config import DistillerConfig
 from monotakd_ros.distiller.session import DistillSession, build_student_stage
 from monotakd_ros.errors import ConfigError
@@ -83,7 +83,8 @@ def test_replay_settings_go_together(env: dict[str, Path], tmp_path: Path) -> No
 def test_every_config_field_is_a_node_parameter_and_the_cli_sets_them(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fields = {f.name for f in dataclasses.fields(DistillerConfig)} - {"train"}
-    assert fields <= set(PARAMETERS), sorted(fields - set(PARAMETERS))
+    declared = {spec.name for spec in PARAMETERS}
+    assert fields <= declared, sorted(fields - declared)
     monkeypatch.chdir(tmp_path)
     args = build_parser().parse_args(["--labelled-data", "kitti", "--labelled-split", "val",
                                       "--labelled-per-step", "2", "--schedule", "cosine",
@@ -95,4 +96,4 @@ def test_every_config_field_is_a_node_parameter_and_the_cli_sets_them(
     assert overrides["labelled_per_step"] == "2"
     assert json.loads(overrides["train.schedule"]) == "cosine"
     assert overrides["train.warmup_steps"] == "50"
-    assert {"train.schedule", "train.warmup_steps", "train.min_lr_ratio"} <= set(PARAMETERS)
+    assert {"train.schedule", "train.warmup_steps", "train.min_lr_ratio"} <= declared

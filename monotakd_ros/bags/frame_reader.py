@@ -34,8 +34,8 @@ from monotakd_ros.bags.decoding import (
     point_cloud_to_array,
 )
 from monotakd_ros.bags.failures import bag_failures
+from monotakd_ros.bags.frame_messages import stamp_ns_of
 from monotakd_ros.bags.ground_truth import labels_from_detections
-from monotakd_ros.bags.messages import stamp_ns_of
 from monotakd_ros.bags.typestore import monotakd_typestore
 from monotakd_ros.data.kitti.labels import KittiLabels
 from monotakd_ros.errors import BagError, MonotakdError

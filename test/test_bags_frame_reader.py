@@ -14,15 +14,15 @@ from rosbags.rosbag2 import Writer as Writer2
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from monotakd_ros.bags.decoding import image_to_bgr, point_cloud_to_array
-from monotakd_ros.bags.frames import iter_bag_frames
-from monotakd_ros.bags.ground_truth import detections_message
-from monotakd_ros.bags.messages import (
+from monotakd_ros.bags.frame_messages import (
     camera_info_message,
     image_message,
     point_cloud_message,
     tf_message,
     transform_stamped_message,
 )
+from monotakd_ros.bags.frame_reader import iter_bag_frames
+from monotakd_ros.bags.ground_truth import detections_message
 from monotakd_ros.bags.ros1 import convert_ros1_bag
 from monotakd_ros.bags.typestore import monotakd_typestore
 from monotakd_ros.data.kitti.labels import KittiLabels
