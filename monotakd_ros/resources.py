@@ -17,7 +17,8 @@ def _ament_share_dir() -> Path | None:
         return None
     try:
         return Path(get_package_prefix(PACKAGE)) / "share" / PACKAGE
-    except PackageNotFoundError:
+    except (PackageNotFoundError, OSError):
+        # OSError: ament_index_python importable but AMENT_PREFIX_PATH unset (no ROS sourced).
         return None
 
 
