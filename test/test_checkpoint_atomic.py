@@ -77,14 +77,14 @@ def _kill_before_switch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _kill_after_switch(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = atomic.fsync_directory
+    original = atomic.fsync_path
 
     def die_on_parent(path: Path) -> None:
         if not path.name.startswith("."):  # the parent, fsynced right after the switch
             raise Killed
         original(path)
 
-    monkeypatch.setattr(atomic, "fsync_directory", die_on_parent)
+    monkeypatch.setattr(atomic, "fsync_path", die_on_parent)
 
 
 def _kill_in_cleanup(monkeypatch: pytest.MonkeyPatch) -> None:

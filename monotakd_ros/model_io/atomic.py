@@ -49,7 +49,7 @@ def write_directory(path: Path, write: Callable[[Path], None], size_bytes: int =
         os.symlink(version.name, link)  # relative: the run folder may be moved or copied
         os.replace(link, path)  # the one atomic switch
         switched = True
-        fsync_directory(parent)
+        fsync_path(parent)
     except (OSError, safetensors.SafetensorError) as err:
         raise CheckpointError(write_failure(path, err, size_bytes)) from err
     finally:
@@ -67,7 +67,7 @@ def write_file(path: Path, write: Callable[[Path], None], size_bytes: int = 0) -
         write(tmp)
         fsync_tree(tmp)
         os.replace(tmp, path)
-        fsync_directory(path.parent)
+        fsync_path(path.parent)
     except (OSError, safetensors.SafetensorError) as err:
         raise CheckpointError(write_failure(path, err, size_bytes)) from err
     finally:
@@ -129,14 +129,14 @@ def fsync_tree(path: Path) -> None:
     if path.is_dir():
         for child in sorted(path.iterdir()):
             fsync_tree(child)
-        fsync_directory(path)
+        fsync_path(path)
         return
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
 
 
-def fsync_directory(path: Path) -> None:
-    """Make renames and new entries in the folder ``path`` durable."""
+def fsync_path(path: Path) -> None:
+    """Flush ``path`` to the disk: a file's data, or a folder's renames and new entries."""
     handle = os.open(path, os.O_RDONLY)
     try:
         os.fsync(handle)
@@ -158,7 +158,7 @@ def _adopt_plain_directory(path: Path, token: str) -> None:
     """
     adopted = path.parent / f".{path.name}{VERSION_MARK}adopted-{token}"
     os.replace(path, adopted)
-    fsync_directory(path.parent)
+    fsync_path(path.parent)
 
 
 def _existing_ancestor(path: Path) -> Path:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from monotakd_ros.errors import DatasetError
+from monotakd_ros.model_io.atomic import fsync_path
 
 LOG = logging.getLogger(__name__)
 
@@ -124,19 +125,19 @@ class StoreWriter:
             handle.close()
             self.arrays[name] = ArraySpec(dtype, (count, *row_shape))
         for name in self.arrays:
-            _fsync_path(self.tmp_dir / f"{name}.bin")
+            fsync_path(self.tmp_dir / f"{name}.bin")
         manifest = {"format_version": FORMAT_VERSION, "key": self.key, "metadata": metadata,
                     "arrays": {n: {"dtype": s.dtype, "shape": list(s.shape), "bytes": s.nbytes}
                                for n, s in self.arrays.items()}}
         path = self.tmp_dir / MANIFEST
         path.write_text(json.dumps(manifest, indent=1))
-        _fsync_path(path)
-        _fsync_path(self.tmp_dir)
+        fsync_path(path)
+        fsync_path(self.tmp_dir)
         old = self.final_dir.with_name(f"{self.final_dir.name}.old-{os.getpid()}")
         if self.final_dir.exists():
             self.final_dir.rename(old)
         self.tmp_dir.rename(self.final_dir)
-        _fsync_path(self.final_dir.parent)
+        fsync_path(self.final_dir.parent)
         if old.exists():
             shutil.rmtree(old)
         return self.final_dir
@@ -222,9 +223,3 @@ def _checked_dtype(dtype: str, name: str) -> str:
     return dtype
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
