@@ -121,17 +121,24 @@ class TrainLoader:
             epoch, batch_in_epoch = epoch + 1, 0
 
 
+def checked_batches_per_epoch(sampler: ResumableDistributedSampler, num_frames: int,
+                              cfg: TrainConfig, ctx: DistContext) -> int:
+    """Full batches per epoch on this rank; DatasetError when fewer than ``grad_accum``."""
+    batches_per_epoch = sampler.num_samples // cfg.batch_size
+    if batches_per_epoch < cfg.grad_accum:
+        raise DatasetError(
+            f"training set of {num_frames} frames gives {batches_per_epoch} batches of "
+            f"{cfg.batch_size} per rank ({ctx.world_size} ranks); need at least grad_accum = "
+            f"{cfg.grad_accum}")
+    return batches_per_epoch
+
+
 def build_train_loader(dataset: Dataset[FrameSample], cfg: TrainConfig,
                        ctx: DistContext) -> TrainLoader:
     """Sharded, shuffled, fixed-size batches of ``dataset`` for this rank."""
     seeded = EpochSeededDataset(dataset, cfg.seed)
     sampler = ResumableDistributedSampler(seeded, ctx, seed=cfg.seed, shuffle=True)
-    batches_per_epoch = sampler.num_samples // cfg.batch_size
-    if batches_per_epoch < cfg.grad_accum:
-        raise DatasetError(
-            f"training set of {len(seeded)} frames gives {batches_per_epoch} batches of "
-            f"{cfg.batch_size} per rank ({ctx.world_size} ranks); need at least grad_accum = "
-            f"{cfg.grad_accum}")
+    batches_per_epoch = checked_batches_per_epoch(sampler, len(seeded), cfg, ctx)
     generator = torch.Generator()
     loader = DataLoader(seeded, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
                         num_workers=cfg.workers, collate_fn=collate_frames,
@@ -212,12 +219,7 @@ def build_prepared_loader(data_root: Path, cfg: TrainConfig, spec: InputSpec, ct
                               "the prepared split")
     frames = PreparedFrames(store, spec, ctx.device, resident)
     sampler = ResumableDistributedSampler(frames, ctx, seed=cfg.seed, shuffle=True)
-    batches_per_epoch = sampler.num_samples // cfg.batch_size
-    if batches_per_epoch < cfg.grad_accum:
-        raise DatasetError(
-            f"training set of {len(frames)} frames gives {batches_per_epoch} batches of "
-            f"{cfg.batch_size} per rank ({ctx.world_size} ranks); need at least grad_accum = "
-            f"{cfg.grad_accum}")
+    batches_per_epoch = checked_batches_per_epoch(sampler, len(frames), cfg, ctx)
     return PreparedTrainLoader(frames=frames, sampler=sampler, augment=cfg.augment,
                                batch_size=cfg.batch_size, batches_per_epoch=batches_per_epoch,
                                seed=cfg.seed)
