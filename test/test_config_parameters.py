@@ -1,7 +1,8 @@
 """The parameter files in config/ and the launch files agree with the nodes' declared parameters.
 
-Distiller and evaluator parameters are generated from their dataclasses; the detector's come
-from its table (nodes/detector_params.py). Every key of a file must be a declared parameter,
+Distiller, evaluator and detector parameters are generated from their dataclasses
+(``DistillerConfig``, ``EvaluatorConfig``, ``DetectorConfig``). Every key of a file must be a
+declared parameter,
 and a value the file restates must equal the declared default (the file documents defaults,
 it does not silently change them). Launch files are read with ``ast`` (launch_ros is not a
 pip package): every parameter name they pass must be declared, with the right type.
@@ -19,13 +20,13 @@ from rclpy.parameter import Parameter
 
 from monotakd_ros.configuration import load_yaml_mapping
 from monotakd_ros.nodes import distiller, distiller_cli, evaluator
-from monotakd_ros.nodes.detector_params import PARAMETERS as DETECTOR_TABLE
+from monotakd_ros.nodes.detector_params import PARAMETERS as DETECTOR_PARAMETERS
 from monotakd_ros.ros.dataclass_params import ParameterSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 DISTILLER = {spec.name: spec for spec in distiller.PARAMETERS}
 EVALUATOR = {spec.name: spec for spec in evaluator.PARAMETERS}
-DETECTOR_DEFAULTS = {name: default for name, (default, _) in DETECTOR_TABLE.items()}
+DETECTOR = {spec.name: spec for spec in DETECTOR_PARAMETERS}
 _TYPE_OF_PYTHON = {str: Parameter.Type.STRING, float: Parameter.Type.DOUBLE,
                    int: Parameter.Type.INTEGER, bool: Parameter.Type.BOOL}
 
@@ -66,14 +67,17 @@ def test_distill_yaml_names_declared_parameters_and_restates_their_defaults() ->
 
 def test_detector_yaml_names_declared_parameters_and_restates_their_defaults() -> None:
     values = flat_parameters(ROOT / "config" / "detector.yaml", "monotakd_detector")
-    assert set(values) <= set(DETECTOR_DEFAULTS), sorted(set(values) - set(DETECTOR_DEFAULTS))
-    differing = {name: (value, DETECTOR_DEFAULTS[name]) for name, value in values.items()
-                 if not same_value(value, DETECTOR_DEFAULTS[name])}
+    assert set(values) <= set(DETECTOR), sorted(set(values) - set(DETECTOR))
+    # Every parameter with a default is documented; the unset ones are comments there.
+    with_default = {name for name, spec in DETECTOR.items() if spec.default is not None}
+    assert with_default - {"model_path", "autostart"} <= set(values)
+    differing = {name: (value, DETECTOR[name].default) for name, value in values.items()
+                 if not same_value(value, DETECTOR[name].default)}
     assert differing == {}
 
 
 def test_every_generated_parameter_is_described() -> None:
-    for spec in [*distiller.PARAMETERS, *evaluator.PARAMETERS]:
+    for spec in [*distiller.PARAMETERS, *evaluator.PARAMETERS, *DETECTOR_PARAMETERS]:
         assert len(spec.description) > 10, spec.name
 
 
@@ -109,17 +113,16 @@ def node_parameter_dicts(path: Path) -> dict[str, dict[str, ast.expr]]:
 
 
 def _declared_type(node: str, name: str) -> Parameter.Type:
-    if node == "monotakd_detector":
-        return Parameter.Type.from_parameter_value(DETECTOR_DEFAULTS[name])
     specs: dict[str, ParameterSpec] = {"monotakd_evaluator": EVALUATOR,
-                                       "monotakd_distiller": DISTILLER}[node]
+                                       "monotakd_distiller": DISTILLER,
+                                       "monotakd_detector": DETECTOR}[node]
     return specs[name].type
 
 
 def test_replay_eval_launch_passes_declared_parameters_with_their_types() -> None:
     passed = node_parameter_dicts(ROOT / "launch" / "replay_eval.launch.py")
     assert set(passed) == {"monotakd_evaluator", "monotakd_detector"}
-    declared = {"monotakd_evaluator": set(EVALUATOR), "monotakd_detector": set(DETECTOR_DEFAULTS)}
+    declared = {"monotakd_evaluator": set(EVALUATOR), "monotakd_detector": set(DETECTOR)}
     for node, entries in passed.items():
         assert set(entries) <= declared[node], (node, sorted(set(entries) - declared[node]))
         for name, expression in entries.items():
@@ -152,8 +155,14 @@ def test_distill_launch_arguments_are_distiller_parameters_of_their_type(
 
 
 def test_detector_launch_overrides_are_detector_parameters() -> None:
-    names = assigned_literal(ROOT / "launch" / "detector.launch.py", "OVERRIDES")
-    assert set(names) <= set(DETECTOR_DEFAULTS)
+    path = ROOT / "launch" / "detector.launch.py"
+    names = assigned_literal(path, "OVERRIDES")
+    assert set(names) <= set(DETECTOR), sorted(set(names) - set(DETECTOR))
+    # Launch arguments are text: each one must set a string parameter.
+    assert {DETECTOR[name].type for name in names} == {Parameter.Type.STRING}
+    passed = node_parameter_dicts(path)["monotakd_detector"]
+    assert set(passed) <= set(DETECTOR), sorted(set(passed) - set(DETECTOR))
+    assert DETECTOR["autostart"].type == Parameter.Type.BOOL and "autostart" in passed
 
 
 def test_distill_console_flags_set_distiller_parameters() -> None:

@@ -41,7 +41,7 @@ def running(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
         "model_path": checkpoint, "device": "cpu", "cpu_threads": 1,
         "score_threshold": LOW_SCORE, "max_detections": 10, "image_topic": IMAGE_TOPIC,
         "camera_info_topic": INFO_TOPIC, "output_frame": BODY_FRAME,
-        "log_throttle_s": THROTTLE_S, "diagnostics_period": 0.5}) as node_and_client:
+        "log_throttle_s": THROTTLE_S, "diagnostics_period_s": 0.5}) as node_and_client:
         yield node_and_client
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from monotakd_ros.errors import ConfigError
-from monotakd_ros.nodes.detector_params import executor_choice, torch_threads
+from monotakd_ros.nodes.detector_params import torch_threads
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers_realtime import run_realtime, timeline_steps  # noqa: E402
@@ -49,11 +48,3 @@ def test_cpu_threads_auto_uses_every_usable_cpu(monkeypatch: pytest.MonkeyPatch)
     assert torch_threads(2) == 2
     monkeypatch.setenv("OMP_NUM_THREADS", "junk")
     assert torch_threads(0) == len(os.sched_getaffinity(0))
-
-
-def test_executor_choice_is_validated() -> None:
-    assert executor_choice(" Events ") == "events"
-    assert executor_choice("single_threaded") == "single_threaded"
-    with pytest.raises(ConfigError, match=r"parameter executor: expected one of \['events', "
-                                          r"'single_threaded'\], got 'multi'"):
-        executor_choice("multi")

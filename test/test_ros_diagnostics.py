@@ -49,9 +49,12 @@ def test_worst_level_wins_and_all_reasons_are_listed() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"processing_warn_ms": 600.0}, "diag_processing_warn_ms"),
-    ({"drop_rate_error": 1.5}, "diag_drop_rate_warn"),
-    ({"input_rate_error_hz": 10.0}, "diag_input_rate_warn_hz"),
+    ({"processing_warn_ms": 600.0},
+     "diagnostics.processing_warn_ms / diagnostics.processing_error_ms: need .* got 600.0 / 500"),
+    ({"drop_rate_error": 1.5}, "diagnostics.drop_rate_error: must lie in .0, 1., got 1.5"),
+    ({"drop_rate_warn": 0.95}, "diagnostics.drop_rate_warn / diagnostics.drop_rate_error"),
+    ({"input_rate_error_hz": 10.0}, "diagnostics.input_rate_error_hz / .*input_rate_warn_hz"),
+    ({"processing_warn_ms": 0.0}, "diagnostics.processing_warn_ms: must be > 0, got 0.0"),
 ])
 def test_inconsistent_thresholds_are_rejected(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
@@ -121,5 +124,5 @@ def test_internal_errors_are_counted_apart_from_bad_input() -> None:
     assert window_values(win)["internal_errors"] == "3"
     assert counters.internal_errors_by_kind == {"RuntimeError": 2, "KeyError": 1}
     assert counters.total_bad_inputs == 1
-    with pytest.raises(ConfigError, match="bad input rate warn/error"):
+    with pytest.raises(ConfigError, match="diagnostics.bad_input_rate_warn / "):
         DiagnosticThresholds(bad_input_rate_warn=0.6, bad_input_rate_error=0.5)

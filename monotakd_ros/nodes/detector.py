@@ -42,16 +42,16 @@ from monotakd_ros.inference.drawing import draw_boxes_cam
 from monotakd_ros.inference.predictor import PredictorTiming, StudentPredictor
 from monotakd_ros.nodes.detector_inputs import CameraInputs, CameraNotes, describe_qos
 from monotakd_ros.nodes.detector_params import (
-    DetectorParams,
+    NODE_NAME,
+    DetectorConfig,
     declare_detector_parameters,
-    detector_params_from_node,
+    detector_config_from_node,
     executor_choice,
-    output_class_ids,
+    predictor_from_config,
 )
 from monotakd_ros.ros.camera_input import projection_from_camera_info
 from monotakd_ros.ros.diagnostics import (
     PipelineCounters,
-    PipelineWindow,
     diagnostic_array_msg,
     pipeline_level,
     window_values,
@@ -62,10 +62,8 @@ from monotakd_ros.ros.log_throttle import KindThrottle
 from monotakd_ros.ros.messages import detection_array_msg, marker_array_msg
 from monotakd_ros.ros.output_frames import TfLookup, boxes_in_output_frame, tf2_ros
 from monotakd_ros.ros.pairing import stamp_to_ns
-from monotakd_ros.ros.param_checks import check_parameter_overrides, parameter_type_errors
+from monotakd_ros.ros.param_checks import check_parameter_overrides
 from monotakd_ros.ros.spinning import make_executor, spin_until_shutdown
-
-NODE_NAME = "monotakd_detector"
 
 
 @dataclass
@@ -85,7 +83,7 @@ class DetectorNode(LifecycleNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        self.params: DetectorParams | None = None
+        self.params: DetectorConfig | None = None
         self._predictor: StudentPredictor | None = None
         self._tf: TfLookup | None = None
         self._slot: LatestSlot[tuple[Image, CameraInfo, int]] = LatestSlot()  # + arrival ns
@@ -98,26 +96,19 @@ class DetectorNode(LifecycleNode):
         self._dropped_reported = 0
         self._unmatched_reported = 0
         self._problem_loggers: dict[str, RcutilsLogger] = {}
-        self._throttle: KindThrottle | None = None
+        self._throttle = KindThrottle(DetectorConfig.log_throttle_s)  # configure sets it
         self._class_ids: dict[str, str] = {}
         self._camera_notes = CameraNotes(self.get_logger())
-        with parameter_type_errors(NODE_NAME):  # last: destroy_node needs the attributes
-            declare_detector_parameters(self)
+        declare_detector_parameters(self)  # last: destroy_node needs the attributes
 
     # --- lifecycle -------------------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read the parameters and load the student; a bad model path is an ERROR."""
         try:
-            params = detector_params_from_node(self)
-            torch.set_num_threads(params.cpu_threads)  # resolved from cpu_threads (0: auto)
-            predictor = StudentPredictor.from_checkpoint(
-                params.model_path, device=params.device, fp16=params.fp16,
-                score_threshold=params.score_threshold, nms_iou=params.nms_iou,
-                max_detections=params.max_detections, camera_mode=params.camera_mode,
-                placement=params.virtual_camera_placement,
-                horizon_row_px=params.horizon_row_px, network_path=params.network_path)
-            class_ids = output_class_ids(params.class_ids, predictor.class_names)
+            params = detector_config_from_node(self)
+            predictor = predictor_from_config(params)  # sets torch threads from cpu_threads
+            class_ids = params.published_class_ids(predictor.class_names)
         except (MonotakdError, RuntimeError, OSError) as err:  # RuntimeError: CUDA OOM
             self.get_logger().error(f"configure failed: {err}")
             return TransitionCallbackReturn.ERROR
@@ -127,10 +118,9 @@ class DetectorNode(LifecycleNode):
         if params.output_frame and params.use_tf and tf2_ros is not None:
             self._tf = TfLookup(self)
         self.get_logger().info(
-            f"loaded {params.model_path} on {predictor.device} (fp16={predictor.fp16}, "
-            f"network path {predictor.network_path}, "
-            f"{predictor.num_parameters / 1e6:.2f} M parameters, class ids {class_ids}, "
-            f"input step {params.camera_mode})")
+            f"loaded {params.checkpoint_path()} on {predictor.device} (fp16={predictor.fp16}, "
+            f"network path {predictor.network_path}, {predictor.num_parameters / 1e6:.2f} M "
+            f"parameters, class ids {class_ids}, input step {params.camera_mode})")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -214,38 +204,24 @@ class DetectorNode(LifecycleNode):
         self._counters.add_dropped(dropped_total - self._dropped_reported)
         self._dropped_reported = dropped_total
         window = self._counters.take_window(time.monotonic())
-        level, message = pipeline_level(window, params.thresholds)
+        level, message = pipeline_level(window, params.diagnostics)
         values = window_values(window)
-        values.update(dropped_total=str(dropped_total), model_path=str(params.model_path),
+        values.update(dropped_total=str(dropped_total), model_path=str(params.checkpoint_path()),
                       device=str(self._predictor.device if self._predictor else "none"))
         outputs.diagnostics.publish(diagnostic_array_msg(
             self.get_clock().now().to_msg(), f"{self.get_name()}: pipeline", params.image_topic,
             level, message, values))
-        self._warn_missing_input(window, inputs)
+        missing = inputs.missing_input_warning(window)
+        if missing is not None:
+            self._warn(*missing)
         if inputs.unmatched > self._unmatched_reported:
             new = inputs.unmatched - self._unmatched_reported
             self._unmatched_reported = inputs.unmatched
             self._warn("unmatched", f"{new} image(s) in the last {window.duration_s:.1f} s "
-                       f"({inputs.unmatched} in all) found no CameraInfo within sync_slop = "
+                       f"({inputs.unmatched} in all) found no CameraInfo within sync_slop_s = "
                        f"{params.sync_slop_s} s of their stamp; the last CameraInfo was "
                        f"{inputs.last_unmatched_offset_ns / 1e6:+.1f} ms from its image's "
                        "stamp")
-
-    def _warn_missing_input(self, window: PipelineWindow, inputs: CameraInputs) -> None:
-        """Say which half of the input is missing, what QoS is expected and who publishes."""
-        params = self._loaded_params()
-        image_topic, info_topic = params.image_topic, params.camera_info_topic
-        if window.images and not window.camera_infos:
-            self._warn("no_camera_info", f"receiving images on {image_topic} but no CameraInfo "
-                       f"on {info_topic} for {window.duration_s:.1f} s; waiting for CameraInfo "
-                       f"({inputs.publishers_report(info_topic)})")
-        elif window.camera_infos and not window.images:
-            self._warn("no_image", f"receiving CameraInfo on {info_topic} but no images on "
-                       f"{image_topic} for {window.duration_s:.1f} s; waiting for images "
-                       f"({inputs.publishers_report(image_topic)})")
-        elif not window.images and not window.camera_infos:
-            self._warn("no_input", f"no messages on {image_topic} "
-                       f"({inputs.publishers_report(image_topic)}) or {info_topic}")
 
     # --- worker thread ----------------------------------------------------------------------
 
@@ -329,14 +305,12 @@ class DetectorNode(LifecycleNode):
                 return T
             self._warn("tf", f"no TF {params.output_frame} <- {image_msg.header.frame_id} at "
                        f"{_stamp_text(image_msg)}; using parameter T_output_from_optical")
-        return params.T_output_from_optical
+        return params.output_transform()
 
     # --- helpers ----------------------------------------------------------------------------
 
     def _warn(self, kind: str, text: str) -> None:
         """Warning throttled per kind of problem; says how many of its kind were held back."""
-        if self._throttle is None:
-            self._throttle = KindThrottle(5.0)
         line = self._throttle.admit(kind, text, time.monotonic())
         if line is None:
             return
@@ -345,7 +319,7 @@ class DetectorNode(LifecycleNode):
             logger = self._problem_loggers.setdefault(kind, self.get_logger().get_child(kind))
         logger.warning(line)
 
-    def _loaded_params(self) -> DetectorParams:
+    def _loaded_params(self) -> DetectorConfig:
         if self.params is None:
             raise RuntimeError("DetectorNode is not configured")
         return self.params
@@ -393,8 +367,7 @@ def main(args: list[str] | None = None) -> int:
         if node.get_parameter("autostart").value and not node.start():
             code = 1  # configure/activate already logged why
         else:
-            executor = make_executor(executor_choice(node.get_parameter("executor").value),
-                                     NODE_NAME)
+            executor = make_executor(executor_choice(node), NODE_NAME)
             executor.add_node(node)
             node.get_logger().info(f"spinning with {type(executor).__name__}, torch "
                                    f"{torch.get_num_threads()} thread(s)")

@@ -15,7 +15,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, Image
 
 from monotakd_ros.ros.camera_input import distortion_warning
-from monotakd_ros.ros.diagnostics import PipelineCounters
+from monotakd_ros.ros.diagnostics import PipelineCounters, PipelineWindow
 from monotakd_ros.ros.pairing import LatestPairer
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class CameraInputs:
         self._node = node
         self._counters = counters
         self._on_pair = on_pair
+        self.image_topic, self.camera_info_topic = image_topic, camera_info_topic
         self.qos = input_qos(reliable)
         self._pairer = LatestPairer(slop_s=slop_s)
         self._subscriptions: list[Any] = []
@@ -93,6 +94,24 @@ class CameraInputs:
                     f"{topic} are best effort and cannot reach a reliable subscriber; set "
                     "qos_reliability:=best_effort")
         return f"{expects}; {len(publishers)} publisher(s) of {topic}"
+
+    def missing_input_warning(self, window: PipelineWindow) -> tuple[str, str] | None:
+        """(kind, text) saying which half of the input is missing and who publishes; or None."""
+        image_topic, info_topic = self.image_topic, self.camera_info_topic
+        if window.images and not window.camera_infos:
+            return "no_camera_info", (
+                f"receiving images on {image_topic} but no CameraInfo on {info_topic} for "
+                f"{window.duration_s:.1f} s; waiting for CameraInfo "
+                f"({self.publishers_report(info_topic)})")
+        if window.camera_infos and not window.images:
+            return "no_image", (
+                f"receiving CameraInfo on {info_topic} but no images on {image_topic} for "
+                f"{window.duration_s:.1f} s; waiting for images "
+                f"({self.publishers_report(image_topic)})")
+        if not window.images and not window.camera_infos:
+            return "no_input", (f"no messages on {image_topic} "
+                                f"({self.publishers_report(image_topic)}) or {info_topic}")
+        return None
 
     def destroy(self) -> None:
         """Remove the subscriptions (deactivate)."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from monotakd_ros.configuration import bounded, check_fields
 from monotakd_ros.errors import ConfigError
 
 OK, WARN, ERROR = 0, 1, 2
@@ -26,30 +27,33 @@ _LEVEL_BYTES = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN,
 
 @dataclass(frozen=True)
 class DiagnosticThresholds:
-    """Where the pipeline turns WARN and ERROR."""
+    """Where the pipeline turns WARN and ERROR (the detector's ``diagnostics.*`` parameters)."""
 
-    processing_warn_ms: float = 100.0
-    processing_error_ms: float = 500.0
-    drop_rate_warn: float = 0.5
-    drop_rate_error: float = 0.9
-    input_rate_warn_hz: float = 5.0
-    input_rate_error_hz: float = 0.5
-    bad_input_rate_warn: float = 0.0  # any rejected frame is worth a look
-    bad_input_rate_error: float = 0.5
+    processing_warn_ms: float = bounded(100.0, gt=0, help="median processing time (ms) above "
+                                        "which: WARN")
+    processing_error_ms: float = bounded(500.0, gt=0, help="median processing time (ms) above "
+                                         "which: ERROR")
+    drop_rate_warn: float = bounded(0.5, ge=0, le=1, help="fraction of frames dropped "
+                                    "(newest-only) above which: WARN")
+    drop_rate_error: float = bounded(0.9, ge=0, le=1, help="fraction of frames dropped above "
+                                     "which: ERROR")
+    input_rate_warn_hz: float = bounded(5.0, ge=0, help="input rate (Hz) below which: WARN")
+    input_rate_error_hz: float = bounded(0.5, ge=0, help="input rate (Hz) below which: ERROR")
+    bad_input_rate_warn: float = bounded(0.0, ge=0, le=1, help="fraction of frames rejected "
+                                         "as bad input above which: WARN (0: any)")
+    bad_input_rate_error: float = bounded(0.5, ge=0, le=1, help="fraction of frames rejected "
+                                          "as bad input above which: ERROR")
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.processing_warn_ms <= self.processing_error_ms:
-            raise ConfigError(f"diag_processing_warn_ms/error_ms: need 0 < warn <= error, got "
-                              f"{self.processing_warn_ms} / {self.processing_error_ms}")
-        if not 0.0 <= self.drop_rate_warn <= self.drop_rate_error <= 1.0:
-            raise ConfigError(f"diag_drop_rate_warn/error: need 0 <= warn <= error <= 1, got "
-                              f"{self.drop_rate_warn} / {self.drop_rate_error}")
-        if not 0.0 <= self.bad_input_rate_warn <= self.bad_input_rate_error <= 1.0:
-            raise ConfigError(f"bad input rate warn/error: need 0 <= warn <= error <= 1, got "
-                              f"{self.bad_input_rate_warn} / {self.bad_input_rate_error}")
-        if not 0.0 <= self.input_rate_error_hz <= self.input_rate_warn_hz:
-            raise ConfigError(f"diag_input_rate_warn_hz/error_hz: need 0 <= error <= warn, got "
-                              f"{self.input_rate_warn_hz} / {self.input_rate_error_hz}")
+        check_fields(self, "diagnostics")
+        pairs = (("processing_warn_ms", "processing_error_ms"),
+                 ("drop_rate_warn", "drop_rate_error"),
+                 ("bad_input_rate_warn", "bad_input_rate_error"),
+                 ("input_rate_error_hz", "input_rate_warn_hz"))
+        for low, high in pairs:
+            if getattr(self, low) > getattr(self, high):
+                raise ConfigError(f"diagnostics.{low} / diagnostics.{high}: need {low} <= "
+                                  f"{high}, got {getattr(self, low)} / {getattr(self, high)}")
 
 
 @dataclass
