@@ -216,3 +216,19 @@ def test_checks_catch_a_back_edge_a_cycle_and_a_heavy_detector(tmp_path: Path) -
                                  f"{PACKAGE}.training.loop"]
     closure = import_closure(graph, f"{PACKAGE}.nodes.detector")
     assert f"{PACKAGE}.training.steps" in closure
+
+
+def test_the_detector_process_loads_no_bag_library_nor_training_code() -> None:
+    """A real import of the node (not the static graph): third-party modules count too."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, monotakd_ros.nodes.detector; print('\\n'.join(sorted(m for m in "
+             "sys.modules if m.split('.')[0] in ('rosbags', 'monotakd_ros'))))")
+    loaded = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                            text=True).stdout.split()
+    assert "monotakd_ros.inference.predictor" in loaded  # the probe really imported the node
+    heavy = [m for m in loaded if m.split(".")[0] == "rosbags" or any(
+        m == f"{PACKAGE}.{bad}" or m.startswith(f"{PACKAGE}.{bad}.")
+        for bad in (*DETECTOR_FORBIDDEN, "bags.kitti_layout", "data.synth"))]
+    assert heavy == []

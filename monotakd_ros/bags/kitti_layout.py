@@ -20,24 +20,24 @@ from rosbags.interfaces import (
     QosTime,
 )
 
+from monotakd_ros.bags.kitti_topics import (  # noqa: F401 (the layout's names, re-exported)
+    BASE_FRAME,
+    CAMERA_FRAME,
+    CAMERA_INFO_TOPIC,
+    GPS_FIX_TOPIC,
+    GROUND_TRUTH_TOPIC,
+    IMAGE_TOPIC,
+    IMU_FRAME,
+    IMU_TOPIC,
+    POINT_CLOUD_TOPIC,
+    TF_STATIC_TOPIC,
+    TF_TOPIC,
+    VELO_FRAME,
+    WORLD_FRAME,
+)
 from monotakd_ros.data.kitti.calib import RawCalib
 from monotakd_ros.data.kitti.raw_drive import CAMERA_INDEX
 from monotakd_ros.errors import CalibrationError
-
-IMAGE_TOPIC = "/kitti/camera_color_left/image_raw"
-CAMERA_INFO_TOPIC = "/kitti/camera_color_left/camera_info"
-POINT_CLOUD_TOPIC = "/kitti/velo/pointcloud"
-IMU_TOPIC = "/kitti/oxts/imu"
-GPS_FIX_TOPIC = "/kitti/oxts/gps/fix"
-TF_TOPIC = "/tf"
-TF_STATIC_TOPIC = "/tf_static"
-GROUND_TRUTH_TOPIC = "/kitti/ground_truth/detections"
-
-CAMERA_FRAME = "camera_color_left"
-VELO_FRAME = "velo_link"
-IMU_FRAME = "imu_link"
-BASE_FRAME = "base_link"
-WORLD_FRAME = "world"
 
 _DEFAULT_DURATION = QosTime(sec=0, nsec=0)  # 0 = the RMW default (infinite)
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from rclpy.node import Node
 
-from monotakd_ros.bags import kitti_layout as layout
+from monotakd_ros.bags import kitti_topics as layout
 from monotakd_ros.configuration import bounded, check_fields, described
 from monotakd_ros.errors import ConfigError, GeometryError
 from monotakd_ros.geometry.coord_frames import T_body_from_optical, rigid_transform
