@@ -181,3 +181,23 @@ def test_resume_after_a_kill_inside_a_checkpoint_save_is_exact(
     assert_bitwise_equal(straight / "checkpoints" / "last", run.last)
     leftovers = {p.name for p in run.checkpoints.iterdir() if p.name.startswith(".last")}
     assert leftovers == {run.last.resolve().name}  # the interrupted save's files are gone
+
+
+def test_a_run_saved_before_a_new_config_key_still_resumes(setup: dict[str, Path],
+                                                            tmp_path: Path) -> None:
+    """A key the checkpoint predates (first-release default) is not a config change."""
+    request = StageRequest("teacher", setup["model"], setup["train"], setup["data"],
+                           tmp_path / "run", max_steps=2)
+    run_stage(request)
+    meta_file = (tmp_path / "run" / "checkpoints" / "last" / "meta.json").resolve()
+    meta = json.loads(meta_file.read_text())
+    assert meta["model_config"]["scnet"]["blocks"] == 0  # the key exists, at its default
+    del meta["model_config"]["scnet"]  # as written before SCNet existed
+    meta_file.write_text(json.dumps(meta))
+    run_stage(dataclasses.replace(request, resume=True, max_steps=2))
+    meta_file = (tmp_path / "run" / "checkpoints" / "last" / "meta.json").resolve()
+    meta = json.loads(meta_file.read_text())
+    meta["model_config"]["teacher"]["stem_convs"] += 1  # a real change is still refused
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"teacher\.stem_convs: checkpoint"):
+        run_stage(dataclasses.replace(request, resume=True, max_steps=2))

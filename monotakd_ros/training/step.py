@@ -32,7 +32,7 @@ from monotakd_ros.model_io.checkpoint import (
     save_checkpoint,
 )
 from monotakd_ros.training.config import TrainConfig
-from monotakd_ros.training.stages import Stage, config_differences
+from monotakd_ros.training.stages import Stage, architecture_differences, config_differences
 
 LOG = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def restore_step_state(path: Path, stage: Stage, stepper: OptimizerStep,
     if meta.stage != stage.name:
         raise CheckpointError(f"{path}: is a {meta.stage!r} run, cannot resume it as "
                               f"{stage.name!r}")
-    differences = config_differences(meta.model_config, dataclass_to_dict(stage.model_cfg))
+    differences = architecture_differences(meta, path, stage.model_cfg)
     if differences:
         raise CheckpointError(f"{path}: model config changed since the run started: "
                               + "; ".join(differences[:5]))
