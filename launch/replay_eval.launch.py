@@ -9,7 +9,14 @@ has written its report. ``monotakd-replay-eval`` does the same without ros2 laun
 
 from __future__ import annotations
 
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from pathlib import Path
+
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    OpaqueFunction,
+    RegisterEventHandler,
+)
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch.launch_description import LaunchDescription
@@ -25,6 +32,7 @@ from monotakd_ros.bags.kitti_layout import (
     TF_STATIC_TOPIC,
 )
 from monotakd_ros.eval.evaluator_config import DETECTIONS_TOPIC
+from monotakd_ros.nodes.replay_eval import topic_message_counts
 
 PACKAGE = "monotakd_ros"
 
@@ -59,19 +67,29 @@ def generate_launch_description() -> LaunchDescription:
     def number(name: str, kind: type) -> ParameterValue:
         return ParameterValue(LaunchConfiguration(name), value_type=kind)
 
-    evaluator = Node(
-        package=PACKAGE, executable="monotakd_evaluator", name="monotakd_evaluator",
-        output="screen",
-        parameters=[{
-            "report_dir": text("report_dir"),
-            "detections_topic": DETECTIONS_TOPIC,
-            "ground_truth_topic": GROUND_TRUTH_TOPIC,
-            "camera_info_topic": CAMERA_INFO_TOPIC,
-            "image_topic": IMAGE_TOPIC,
-            "stamp_tolerance_s": number("stamp_tolerance_s", float),
-            "end_grace_s": number("end_grace_s", float),
-            "overlay_count": number("overlay_count", int),
-        }])
+    def evaluator_and_stop(context: object) -> list:
+        """The evaluator (told the bag's ground-truth count) and the shutdown once it reports."""
+        bag = Path(LaunchConfiguration("bag").perform(context))
+        expected = topic_message_counts(bag).get(GROUND_TRUTH_TOPIC, 0)
+        evaluator = Node(
+            package=PACKAGE, executable="monotakd_evaluator", name="monotakd_evaluator",
+            output="screen",
+            parameters=[{
+                "report_dir": text("report_dir"),
+                "detections_topic": DETECTIONS_TOPIC,
+                "ground_truth_topic": GROUND_TRUTH_TOPIC,
+                "camera_info_topic": CAMERA_INFO_TOPIC,
+                "image_topic": IMAGE_TOPIC,
+                "stamp_tolerance_s": number("stamp_tolerance_s", float),
+                "end_grace_s": number("end_grace_s", float),
+                "overlay_count": number("overlay_count", int),
+                # Ground truth known to be in the bag: the evaluator fails the run if less arrives.
+                "expected_ground_truth": expected,
+            }])
+        return [evaluator, RegisterEventHandler(OnProcessExit(
+            target_action=evaluator,
+            on_exit=[EmitEvent(event=Shutdown(reason="report written"))]))]
+
     detector = LifecycleNode(
         package=PACKAGE, executable="monotakd_detector", name="monotakd_detector",
         namespace="", output="screen",
@@ -97,6 +115,5 @@ def generate_launch_description() -> LaunchDescription:
             f"{GROUND_TRUTH_TOPIC}:1", "--wait-timeout", "120",
             "--delay", LaunchConfiguration("start_delay_s"),
         ])
-    stop_when_reported = RegisterEventHandler(OnProcessExit(
-        target_action=evaluator, on_exit=[EmitEvent(event=Shutdown(reason="report written"))]))
-    return LaunchDescription([*arguments, evaluator, detector, replay, stop_when_reported])
+    return LaunchDescription([*arguments, OpaqueFunction(function=evaluator_and_stop), detector,
+                              replay])
