@@ -108,10 +108,14 @@ def test_ablation_end_to_end(env: dict, tmp_path: Path) -> None:
     assert all(row["seeds"] == [0] for row in report["rows"])
     assert report["command"].startswith("monotakd-ablation --data ")
     markdown = written["markdown"].read_text()
-    assert "TAKD without CMRD (IMD only)" in markdown and "Machine: " in markdown
+    assert "TAKD without CMRD (IMD + response)" in markdown and "Machine: " in markdown
     seed_dir = tmp_path / "ablation" / "seed_0"
     assert sorted(p.name for p in seed_dir.iterdir()) == sorted(row.key for row in ROWS)
     # Students distilled from this seed's teacher and TA; the student log shows the terms.
     header = (seed_dir / "student_takd" / "train_log.csv").read_text().splitlines()[0]
     assert "imd" in header and "cmrd" in header
     assert "cmkd" in (seed_dir / "student_cmkd" / "train_log.csv").read_text().splitlines()[0]
+    # "TAKD without CMRD" keeps the response terms: only CMRD differs from the full row.
+    imd_row = (seed_dir / "student_imd" / "train_log.csv").read_text().splitlines()
+    imd_terms = dict(zip(imd_row[0].split(","), imd_row[-1].split(","), strict=True))
+    assert float(imd_terms["resp_cls"]) > 0.0

@@ -1,8 +1,8 @@
 """``monotakd-ablation``: teacher, TA and the four students per seed, tabulated as mean ± std.
 
-For every seed: train the LiDAR teacher and the TA, then students with distill none, cmkd, imd
-and takd from that seed's teacher/TA; evaluate each final model on the val split and write
-``ablation.md`` and ``ablation.json`` (Car AP3D / APBEV at R40, Easy/Moderate/Hard).
+For every seed: train the LiDAR teacher and the TA, then students with distill none, cmkd,
+imd_response and takd from that seed's teacher/TA; evaluate each final model on the val split
+and write ``ablation.md`` and ``ablation.json`` (Car AP3D / APBEV at R40, Easy/Moderate/Hard).
 A run folder that already holds a checkpoint is resumed, and a row whose evaluation was written
 (``seed_N/<row>/ablation_result.json``) is kept, so an interrupted ablation continues; ``--merge``
 tabulates what separate processes (one per seed, e.g. side by side on one GPU) wrote.
@@ -59,7 +59,8 @@ ROWS: tuple[AblationRow, ...] = (
     AblationRow("ta", "Teaching assistant (LiDAR depth)", "ta"),
     AblationRow("student_none", "Student, no KD", "student", "none"),
     AblationRow("student_cmkd", "Student, CMKD (F_S vs F_T, no TA)", "student", "cmkd"),
-    AblationRow("student_imd", "Student, TAKD without CMRD (IMD only)", "student", "imd"),
+    AblationRow("student_imd", "Student, TAKD without CMRD (IMD + response)", "student",
+                "imd_response"),
     AblationRow("student_takd", "Student, full TAKD", "student", "takd"),
 )
 METRICS = ("ap3d_r40", "apbev_r40")
