@@ -114,7 +114,8 @@ class DistillerConfig:
                               f"{self.labelled_per_step}")
         if self.train.distill == "none":
             raise ConfigError("train.distill: 'none' has no distillation term, and unlabelled "
-                              "frames give no detection loss; use takd, imd or cmkd")
+                              "frames give no detection loss; use another preset (e.g. "
+                              "takd, upstream, imd_response)")
         if self.train.grad_accum != 1:
             raise ConfigError(f"train.grad_accum: the distiller steps once per batch, got "
                               f"{self.train.grad_accum}; raise train.batch_size instead")
