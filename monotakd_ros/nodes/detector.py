@@ -28,6 +28,7 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.logging_severity import LoggingSeverity
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
@@ -98,6 +99,7 @@ class DetectorNode(LifecycleNode):
         self._problem_loggers: dict[str, RcutilsLogger] = {}
         self._throttle = KindThrottle(DetectorConfig.log_throttle_s)  # configure sets it
         self._class_ids: dict[str, str] = {}
+        self._static_T_output: np.ndarray | None = None  # checked at configure
         self._camera_notes = CameraNotes(self.get_logger())
         declare_detector_parameters(self)  # last: destroy_node needs the attributes
 
@@ -113,6 +115,7 @@ class DetectorNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {err}")
             return TransitionCallbackReturn.ERROR
         self.params, self._predictor, self._class_ids = params, predictor, class_ids
+        self._static_T_output = params.output_transform() if params.output_frame else None
         self._throttle = KindThrottle(params.log_throttle_s)
         self._camera_notes = CameraNotes(self.get_logger())
         if params.output_frame and params.use_tf and tf2_ros is not None:
@@ -277,8 +280,9 @@ class DetectorNode(LifecycleNode):
         outputs.processing_ms.publish(Float64(data=processing_ms))
         outputs.latency_ms.publish(Float64(data=latency_ms))
         self._counters.add_processed(processing_ms, latency_ms)
-        self._log_timeline(image_msg, arrived_ns, taken_ns, (converted - start) * 1e3,
-                           detections.timing, latency_ms)
+        if self.get_logger().is_enabled_for(LoggingSeverity.DEBUG):
+            self._log_timeline(image_msg, arrived_ns, taken_ns, (converted - start) * 1e3,
+                               detections.timing, latency_ms)
 
     def _log_timeline(self, image_msg: Image, arrived_ns: int, taken_ns: int, convert_ms: float,
                       timing: PredictorTiming, latency_ms: float) -> None:
@@ -305,7 +309,7 @@ class DetectorNode(LifecycleNode):
                 return T
             self._warn("tf", f"no TF {params.output_frame} <- {image_msg.header.frame_id} at "
                        f"{_stamp_text(image_msg)}; using parameter T_output_from_optical")
-        return params.output_transform()
+        return self._static_T_output
 
     # --- helpers ----------------------------------------------------------------------------
 

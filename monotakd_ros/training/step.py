@@ -79,6 +79,11 @@ class OptimizerStep:
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
         self.nonfinite_in_row = 0
         self.nonfinite_total = 0
+        # The only buffers a forward pass changes (anchors and voxel centres never move).
+        self._batch_norm_buffers = [
+            buffer for module in model.modules()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm)
+            for buffer in module.buffers(recurse=False)]
 
     def set_learning_rate(self, lr: float) -> None:
         """The same LR for every parameter group."""
@@ -91,7 +96,7 @@ class OptimizerStep:
         """Accumulate, then step or skip; ``no_sync`` (DDP) wraps all but the last backward."""
         sums: dict[str, float] = {}
         # BatchNorm statistics move in the forward pass; a skipped step puts them back.
-        buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
+        saved = [buffer.clone() for buffer in self._batch_norm_buffers]
         for micro in range(micro_batches):
             is_last = micro == micro_batches - 1
             with no_sync() if no_sync is not None and not is_last else contextlib.nullcontext():
@@ -104,8 +109,8 @@ class OptimizerStep:
         grad_norm = self._unscaled_grad_norm()  # clips when grad_clip > 0
         if not (math.isfinite(losses["total"]) and math.isfinite(grad_norm)):
             with torch.no_grad():
-                for buffer, saved in buffers:
-                    buffer.copy_(saved)
+                for buffer, value in zip(self._batch_norm_buffers, saved, strict=True):
+                    buffer.copy_(value)
             self._skip(losses, grad_norm, step)
             return StepOutcome(applied=False, losses=losses)
         if self.cfg.grad_clip > 0:
