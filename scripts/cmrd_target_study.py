@@ -37,13 +37,13 @@ from monotakd_ros.distill.losses import student_losses
 from monotakd_ros.errors import MonotakdError
 from monotakd_ros.model_io.checkpoint import load_checkpoint_meta
 from monotakd_ros.models.build import build_student
+from monotakd_ros.models.config import saved_model_config
 from monotakd_ros.training.data_loading import build_val_dataset, input_spec_for
 from monotakd_ros.training.stages import (
     camera_forward,
     gt_targets,
     initialise_from,
     load_trained_stage,
-    saved_model_config,
 )
 
 LOG = logging.getLogger("cmrd_target_study")

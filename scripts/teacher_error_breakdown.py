@@ -35,9 +35,9 @@ from monotakd_ros.data.kitti.labels import KittiLabels
 from monotakd_ros.errors import MonotakdError
 from monotakd_ros.geometry.iou import bev_iou_matrix_cam
 from monotakd_ros.model_io.checkpoint import load_checkpoint_meta
-from monotakd_ros.models.config import load_model_config
+from monotakd_ros.models.config import load_model_config, saved_model_config
 from monotakd_ros.training.data_loading import build_val_dataset, input_spec_for
-from monotakd_ros.training.stages import STAGE_NAMES, load_trained_stage, saved_model_config
+from monotakd_ros.training.stages import STAGE_NAMES, load_trained_stage
 from monotakd_ros.training.validation import predictions_as_kitti_labels, validation_result
 
 LOG = logging.getLogger("teacher_error_breakdown")

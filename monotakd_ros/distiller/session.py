@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monotakd_ros.configuration import dataclass_from_dict
 from monotakd_ros.distiller.bag_mode import (
     ProgressCallback,
     StopCheck,
@@ -25,11 +24,11 @@ from monotakd_ros.distiller.engine import DistillEngine
 from monotakd_ros.distiller.evaluation import evaluate_student, result_record
 from monotakd_ros.distiller.rehearsal import LabelledReplay
 from monotakd_ros.distiller.run_config import DistillerConfig
-from monotakd_ros.errors import CheckpointError, ConfigError
+from monotakd_ros.errors import ConfigError
 from monotakd_ros.geometry.calib import CameraCalib
 from monotakd_ros.model_io import atomic
 from monotakd_ros.model_io.checkpoint import load_checkpoint_meta
-from monotakd_ros.models.config import ModelConfig, load_model_config
+from monotakd_ros.models.config import ModelConfig, load_model_config, saved_model_config
 from monotakd_ros.training.data_loading import input_spec_for
 from monotakd_ros.training.distributed import resolve_device
 from monotakd_ros.training.rng_state import seed_everything
@@ -59,11 +58,7 @@ def model_config_of(config: DistillerConfig) -> ModelConfig:
     """The model config file, or the one stored in the teacher checkpoint when none is given."""
     if config.model_config is not None:
         return load_model_config(config.model_config)
-    meta = load_checkpoint_meta(config.teacher)
-    try:
-        return dataclass_from_dict(ModelConfig, meta.model_config, where=f"{config.teacher}")
-    except ConfigError as err:
-        raise CheckpointError(f"{config.teacher}: stored model config unusable ({err})") from err
+    return saved_model_config(load_checkpoint_meta(config.teacher), config.teacher)
 
 
 def build_student_stage(config: DistillerConfig) -> Stage:

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monotakd_ros.configuration import dataclass_from_dict
 from monotakd_ros.data.batch import placed_image, placed_projection, prepare_image, resized_hw
 from monotakd_ros.errors import CalibrationError, CheckpointError, ConfigError, ImageEncodingError
 from monotakd_ros.geometry.calib import CameraCalib
@@ -35,7 +34,7 @@ from monotakd_ros.model_io.checkpoint import load_checkpoint_meta, load_model_we
 from monotakd_ros.model_io.input_spec import InputSpec
 from monotakd_ros.models.build import build_student
 from monotakd_ros.models.camera_detector import CameraBevDetector
-from monotakd_ros.models.config import ModelConfig, PostprocessConfig
+from monotakd_ros.models.config import ModelConfig, PostprocessConfig, saved_model_config
 from monotakd_ros.models.postprocess import detections_from_head
 
 logger = logging.getLogger(__name__)
@@ -162,11 +161,7 @@ class StudentPredictor:
         if meta.stage != STUDENT_STAGE:
             raise CheckpointError(f"{path}: is a '{meta.stage}' checkpoint; the detector needs "
                                   f"a '{STUDENT_STAGE}' checkpoint")
-        try:
-            model_cfg = dataclass_from_dict(ModelConfig, meta.model_config,
-                                            where=f"{path}:model_config")
-        except ConfigError as err:
-            raise CheckpointError(f"{path}: model_config does not fit this code: {err}") from err
+        model_cfg = saved_model_config(meta, path)
         if tuple(meta.class_names) != model_cfg.head.class_names:
             raise CheckpointError(f"{path}: input_spec.class_names {list(meta.class_names)} "
                                   f"differ from the head's {list(model_cfg.head.class_names)}")

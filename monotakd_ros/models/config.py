@@ -21,7 +21,8 @@ from monotakd_ros.configuration import (
     errors_naming,
     load_yaml_mapping,
 )
-from monotakd_ros.errors import ConfigError
+from monotakd_ros.errors import CheckpointError, ConfigError
+from monotakd_ros.model_io.checkpoint import CheckpointMeta
 
 # Real KITTI calibration (object training/calib/000000.txt, 2011_09_26 drives).
 _KITTI_R0_RECT = (
@@ -350,3 +351,11 @@ def load_model_config(path: Path) -> ModelConfig:
         trunk = dataclasses.replace(cfg.trunk, pretrained_path=resolved)
         cfg = dataclasses.replace(cfg, trunk=trunk)
     return cfg
+
+
+def saved_model_config(meta: CheckpointMeta, path: Path) -> ModelConfig:
+    """A checkpoint's model config; keys it predates take their (first-release) defaults."""
+    try:
+        return dataclass_from_dict(ModelConfig, meta.model_config, where=f"{path}:model_config")
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: model_config does not fit this code: {err}") from err

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from monotakd_ros.configuration import dataclass_from_dict, dataclass_to_dict
+from monotakd_ros.configuration import dataclass_to_dict
 from monotakd_ros.data.batch import FrameBatch
 from monotakd_ros.distill.config import DetectionLossWeights, DistillConfig
 from monotakd_ros.distill.losses import LossTerms, detector_losses, student_losses
@@ -33,7 +33,7 @@ from monotakd_ros.model_io.checkpoint import (
 from monotakd_ros.model_io.input_spec import InputSpec
 from monotakd_ros.models.build import build_assistant, build_student, build_teacher, freeze
 from monotakd_ros.models.camera_detector import CameraBevDetector
-from monotakd_ros.models.config import ModelConfig
+from monotakd_ros.models.config import ModelConfig, saved_model_config
 from monotakd_ros.models.head import AnchorHead
 from monotakd_ros.models.outputs import CameraDetectorOutput, Detections, TeacherOutput
 from monotakd_ros.models.postprocess import detections_from_head
@@ -198,14 +198,6 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str
 
 def _plain(value: object) -> object:
     return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-
-def saved_model_config(meta: CheckpointMeta, path: Path) -> ModelConfig:
-    """The checkpoint's model config; keys it predates take their (first-release) defaults."""
-    try:
-        return dataclass_from_dict(ModelConfig, meta.model_config, where=f"{path}:model_config")
-    except ConfigError as err:
-        raise CheckpointError(f"{path}: model_config does not fit this code: {err}") from err
 
 
 def architecture_differences(meta: CheckpointMeta, path: Path, model_cfg: ModelConfig
