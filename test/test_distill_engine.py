@@ -42,6 +42,7 @@ from monotakd_ros.eval.kitti_eval import evaluate_kitti
 from monotakd_ros.model_io.checkpoint import load_checkpoint_meta
 from monotakd_ros.models.config import load_model_config
 from monotakd_ros.models.outputs import Detections
+from monotakd_ros.training.schedule import learning_rate_at
 from monotakd_ros.training.stages import load_trained_stage
 
 DISTILL_TERMS = ("imd", "cmrd", "resp_cls", "resp_box", "resp_dir")
@@ -363,3 +364,19 @@ def test_unwritable_out_dir_is_refused_before_any_work(models: dict[str, Path], 
     blocker.write_text("not a folder")
     with pytest.raises(ConfigError, match=rf"out_dir {blocker / 'run'}: not writable"):
         DistillSession(distiller_config(models, blocker / "run", [bag]))
+
+
+def test_engine_steps_follow_the_trainers_schedule_to_its_horizon(
+        models: dict[str, Path], bag: Path, tmp_path: Path) -> None:
+    """The engine runs the trainer's loop body: LR from the same schedule, clamped at the end."""
+    session = DistillSession(distiller_config(
+        models, tmp_path / "run", [bag], passes=2,
+        train={"max_steps": 0, "schedule": "cosine", "warmup_steps": 2, "min_lr_ratio": 0.1}))
+    session.engine.horizon_steps = 4
+    session.run_bags(show_bar=False)
+    log = rows(tmp_path / "run" / "train_log.csv")
+    lrs = [float(r["lr"]) for r in log]
+    cfg = session.engine.train
+    expected = [learning_rate_at(min(step, 3), 4, cfg) for step in range(len(log))]
+    assert len(log) == 12 and lrs == pytest.approx(expected, rel=1e-6)
+    assert lrs[:5] == pytest.approx([5e-4, 1e-3, 1e-3, 5.5e-4, 5.5e-4])

@@ -2,13 +2,14 @@
 
 Frames (camera image, P, LiDAR points and their extrinsic) are offered one at a time from any
 source: a bag read at full speed or live topics. Each frame becomes a FrameSample through the
-datasets' code path; a full batch makes one optimiser step with the student stage's own loss
-module and frozen models (``training.stages``) through ``training.step.OptimizerStep``, so bag
-distillation and ``monotakd-train`` share every loss term, the frozen set-up, the step itself
-(AMP, clipping, the non-finite policy) and the resume checks. This engine only decides which
-frames make a batch and when. Labels are never needed: unlabelled samples carry no
-targets, and only the feature (IMD, CMRD) and response terms act. Optionally, labelled frames
-join every step (``replay``), so the ground-truth detection loss keeps acting.
+datasets' code path; a full batch makes one iteration of the training loop
+(``training.loop.TrainingIteration``: LR schedule, frozen targets, the student stage's loss,
+``OptimizerStep`` with AMP, clipping and the non-finite policy, the CSV row), the same one
+``monotakd-train`` runs, and the resume checks are ``training.step``'s. This engine is only the
+data source: it decides which frames make a batch and when. Labels are never needed:
+unlabelled samples carry no targets, and only the feature (IMD, CMRD) and response terms act.
+Optionally, labelled frames join every step (``replay``), so the ground-truth detection loss
+keeps acting.
 
 Checkpoints (``model_io.checkpoint``, atomic) hold weights, optimizer, AMP scaler, RNG, the frame
 ledger and skip counts, so a resumed run continues exactly where its last checkpoint stood and
@@ -34,9 +35,9 @@ from monotakd_ros.errors import CheckpointError, ConfigError, MonotakdError
 from monotakd_ros.model_io.checkpoint import TrainState
 from monotakd_ros.training.config import TrainConfig
 from monotakd_ros.training.logging_utils import CsvLog
+from monotakd_ros.training.loop import TrainingIteration
 from monotakd_ros.training.rng_state import capture_rng_state, restore_rng_state
 from monotakd_ros.training.run_state import RunDir
-from monotakd_ros.training.schedule import learning_rate_at
 from monotakd_ros.training.stages import Stage
 from monotakd_ros.training.step import OptimizerStep, restore_step_state, save_step_state
 
@@ -60,6 +61,8 @@ class DistillEngine:
         self.device = device
         self.horizon_steps = horizon_steps or train.max_steps
         self.stepper = OptimizerStep(stage.model, train, device)
+        self.train_log = CsvLog(run.train_csv)
+        self.iteration = TrainingIteration(self.stage, self.stepper, train, device, self.train_log)
         self.replay = replay
         self.step = 0
         self.ledger = FrameLedger()
@@ -74,7 +77,6 @@ class DistillEngine:
         self._steps_this_run = 0
         self._started: float | None = None
         self._step_seconds = 0.0
-        self.train_log = CsvLog(run.train_csv)
         self.frames_log = CsvLog(run.root / FRAMES_LOG)
 
     @property
@@ -126,48 +128,30 @@ class DistillEngine:
         self.flush()
         self.ledger.start_next_pass()
 
-    def _learning_rate(self) -> float:
-        if self.train.schedule == "constant" or self.horizon_steps <= 0:
-            return self.train.lr
-        return learning_rate_at(min(self.step, self.horizon_steps - 1), self.horizon_steps,
-                                self.train)
-
     def _optimizer_step(self) -> None:
-        """One step on the queued frames: set LR, frozen targets, student loss, clip, step, log."""
+        """One iteration of the training loop on the queued frames (plus replayed ones)."""
         pending, self._pending = self._pending, []
-        started = time.perf_counter()
-        lr = self._learning_rate()
-        self.stepper.set_learning_rate(lr)
         samples = [sample for _, _, sample in pending]
         if self.replay is not None:
             samples += self.replay.samples_for_step(self.step)
-        batch = collate_frames(samples).to(self.device)
-
-        def forward(micro: int) -> dict[str, torch.Tensor]:
-            # The student stage's own targets and loss, exactly as monotakd-train computes them.
-            frozen = self.stage.frozen_outputs(batch)  # no_grad inside
-            return self.stage.loss_module(batch, frozen)
-
-        outcome = self.stepper.run(forward, step=self.step + 1)
-        losses = outcome.losses
-        if not outcome.applied:  # skipped, counted and logged by the stepper
+        result = self.iteration.run(self.step, self.horizon_steps,
+                                    lambda: collate_frames(samples))
+        if not result.applied:  # skipped, counted and logged by the stepper
             self.skip("nonfinite_loss", len(pending))
             return
         self.step += 1
         for source, stamp_ns, _ in pending:
             self.ledger.add(source, stamp_ns)
             self.frames_log.append(self.step, {"source": source, "stamp_ns": stamp_ns})
-        seconds = time.perf_counter() - started
         self._frames_this_run += len(pending)
         self._steps_this_run += 1
-        self._step_seconds += seconds
-        self.last_losses = losses
-        self._recent.append(losses)
-        self.train_log.append(self.step, {"lr": lr, **losses, "frames": len(pending),
-                                          "step_time_s": seconds})
+        self._step_seconds += result.seconds
+        self.last_losses = result.losses
+        self._recent.append(result.losses)
+        self.iteration.log(self.step, result, {"frames": len(pending)})
         if self.train.log_interval and self.step % self.train.log_interval == 0:
             LOG.info("step %d: loss %.4f (%d frames used, lr %.2e)", self.step,
-                     losses["total"], self.ledger.frames_used_total, lr)
+                     result.losses["total"], self.ledger.frames_used_total, result.lr)
         if self.train.ckpt_interval and self.step % self.train.ckpt_interval == 0:
             self.save()
 

@@ -1,14 +1,12 @@
-"""The training loop: set the LR, validate or checkpoint, accumulate, clip, step, log."""
+"""The stage training loop: validate or checkpoint, then one ``TrainingIteration`` per step."""
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -23,13 +21,13 @@ from monotakd_ros.training.distributed import (
     mean_across_ranks,
 )
 from monotakd_ros.training.logging_utils import CsvLog, plot_loss_curves
+from monotakd_ros.training.loop import TrainingIteration
 from monotakd_ros.training.run_state import (
     Progress,
     RunDir,
     restore_training,
     save_training_checkpoint,
 )
-from monotakd_ros.training.schedule import learning_rate_at
 from monotakd_ros.training.stages import Stage
 from monotakd_ros.training.step import OptimizerStep
 from monotakd_ros.training.validation import ValidationResult
@@ -159,44 +157,33 @@ def train(stage: Stage, data: TrainLoader, cfg: TrainConfig, run: RunDir, ctx: D
     batches = data.batches(epoch, step_in_epoch * cfg.grad_accum,
                            steps_per_epoch * cfg.grad_accum)
     bar = _progress_bar(start_step, total_steps, ctx)
+    iteration = TrainingIteration(stage, stepper, cfg, ctx.device,
+                                  train_log if ctx.is_main else None,
+                                  loss_module=model if ctx.is_distributed else None)
     losses: dict[str, float] = {}
     stopped_early = False
     while progress.step < total_steps:
-        # 1. the LR is a pure function of the step
-        lr = learning_rate_at(progress.step, total_steps, cfg)
-        stepper.set_learning_rate(lr)
-        # 2. validate and checkpoint the state reached after `step` steps
+        # validate and checkpoint the state reached after `step` steps
         checkpoints.at_step(start_step)
         if stop_at_step is not None and progress.step >= stop_at_step:
             checkpoints.save(run.last)
             stopped_early = True
             break
-        # 3. accumulate over grad_accum micro-batches (DDP syncs on the last), clip, step;
-        #    a non-finite step is skipped but still consumes its batches, so resume stays exact
-        started = time.perf_counter()
-
-        def forward(micro: int) -> dict[str, torch.Tensor]:
-            batch = next(batches).to(ctx.device)
-            frozen = stage.frozen_outputs(batch)  # no_grad inside
-            return model(batch, frozen)
-
-        outcome = stepper.run(forward, cfg.grad_accum,
-                              no_sync=model.no_sync if ctx.is_distributed else None,
-                              reduce=lambda sums: mean_across_ranks(sums, ctx),
-                              step=progress.step + 1)
-        losses = outcome.losses
+        # accumulate over grad_accum micro-batches (DDP syncs on the last), clip, step; a
+        # non-finite step is skipped but still consumes its batches, so resume stays exact
+        result = iteration.run(progress.step, total_steps, lambda: next(batches),
+                               cfg.grad_accum,
+                               no_sync=model.no_sync if ctx.is_distributed else None,
+                               reduce=lambda sums: mean_across_ranks(sums, ctx))
+        losses = result.losses
         progress.step += 1
-        # 4. log, averaged over ranks; rank 0 writes
+        iteration.log(progress.step, result)  # averaged over ranks; rank 0 writes
         if ctx.is_main:
-            seconds = time.perf_counter() - started
-            skipped = {} if outcome.applied else {"skipped_nonfinite": 1.0}
-            train_log.append(progress.step, {"lr": lr, **losses, **skipped,
-                                             "step_time_s": seconds})
             bar.update(1)
             if cfg.log_interval and progress.step % cfg.log_interval == 0:
-                bar.set_postfix(loss=f"{losses['total']:.4f}", lr=f"{lr:.2e}")
+                bar.set_postfix(loss=f"{losses['total']:.4f}", lr=f"{result.lr:.2e}")
                 LOG.info("step %d/%d loss %.4f lr %.3e", progress.step, total_steps,
-                         losses["total"], lr)
+                         losses["total"], result.lr)
     if not stopped_early:
         checkpoints.at_end()
     bar.close()
