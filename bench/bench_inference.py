@@ -6,13 +6,16 @@ Usage:
     .venv/bin/python bench/bench_inference.py --device cuda --paths eager half half+cuda_graph
     .venv/bin/python bench/bench_inference.py --predictor          # + predict() on 1242 x 375
     .venv/bin/python bench/bench_inference.py --ab                 # before/after on this CPU
+    .venv/bin/python bench/bench_inference.py --checkpoint models/default_student --ab \
+        --paths eager freeze                                       # the shipped student
 
 Targets (docs/benchmarks.md): small >= 10 frames/s on a 2-core CPU; H200/H100 kitti_r50
 predict() <= 4 ms, small <= 2 ms, network >= 25 % of the fp16 peak. FLOPs are counted by
 torch.utils.flop_counter (convolutions and matrix products, 2 per MAC); grid_sample and
 element-wise ops are not counted.
-``--ab`` interleaves the pre-fast-path network call (``model(images, P2)`` under
-``inference_mode``) with the eager runner the predictor now uses, and prints their ratio.
+``--ab`` interleaves the network call as it was before issue 19's changes (``model(images, P2)``
+under ``inference_mode``, frustum sampling in one ``grid_sample`` call, which runs one thread
+per frame) with the runner ``auto`` builds on the device now, and prints their ratio.
 """
 
 from __future__ import annotations
@@ -26,15 +29,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch.utils.flop_counter import FlopCounterMode
+# As the detector node does (nodes/detector.py); OMP_WAIT_POLICY=ACTIVE on the command line
+# measures spinning threads instead.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from monotakd_ros.inference import StudentPredictor
-from monotakd_ros.inference.fast_paths import NetworkPath, NetworkRunner, parse_network_path
-from monotakd_ros.models import build_student, load_model_config
-from monotakd_ros.models.config import ModelConfig
-from monotakd_ros.training.random_checkpoint import make_random_student_checkpoint
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from monotakd_ros.inference import StudentPredictor  # noqa: E402
+from monotakd_ros.inference.fast_paths import build_network_runner  # noqa: E402
+from monotakd_ros.model_io.checkpoint import (  # noqa: E402
+    load_checkpoint_meta,
+    load_model_weights,
+)
+from monotakd_ros.models import build_student, lifting, load_model_config  # noqa: E402
+from monotakd_ros.models.config import ModelConfig, saved_model_config  # noqa: E402
+from monotakd_ros.training.random_checkpoint import make_random_student_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = [ROOT / "config/models/small.yaml", ROOT / "config/models/kitti_r50.yaml"]
@@ -51,7 +62,8 @@ def machine_line(device: torch.device) -> str:
     name = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     return (f"machine: {platform.platform()} | {platform.processor() or platform.machine()} | "
             f"cpus={os.cpu_count()} | torch {torch.__version__} "
-            f"threads={torch.get_num_threads()} | device={device}{name}")
+            f"threads={torch.get_num_threads()} | "
+            f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} | device={device}{name}")
 
 
 def fp16_peak_tflops(device: torch.device) -> float | None:
@@ -99,12 +111,12 @@ def network_gflops(cfg: ModelConfig) -> tuple[float, float]:
     return sum(p.numel() for p in model.parameters()) / 1e6, counter.get_total_flops() / 1e9
 
 
-def network_times(cfg: ModelConfig, device: torch.device, path_name: str, fp16_autocast: bool,
-                  repeats: int, warmup: int) -> dict[str, object]:
-    """Network-only timing of one fast path (random weights: timing is the architecture's)."""
-    path = parse_network_path(path_name) or NetworkPath()
-    runner = NetworkRunner(build_student(cfg).eval().to(device), device, path, fp16_autocast,
-                           tuple(cfg.image.input_hw))
+def network_times(model: torch.nn.Module, cfg: ModelConfig, device: torch.device,
+                  path_name: str, fp16_autocast: bool, repeats: int,
+                  warmup: int) -> dict[str, object]:
+    """Network-only timing of one fast path (``auto`` as the predictor builds it)."""
+    runner = build_network_runner(model, device, path_name, fp16_autocast,
+                                  tuple(cfg.image.input_hw))
     images, P2 = runner.example_inputs()
     result: dict[str, object] = summary(timed_ms(lambda: runner(images, P2), device, repeats,
                                                  warmup))
@@ -136,31 +148,63 @@ def predictor_times(cfg: ModelConfig, device: torch.device, path_name: str,
     return result
 
 
-def before_after_ratio(cfg: ModelConfig, device: torch.device, rounds: int) -> dict[str, float]:
-    """Interleaved medians of the old inline call and the eager runner; after/before ratio."""
-    model = build_student(cfg).eval().to(device)
-    runner = NetworkRunner(model, device, NetworkPath(), False, tuple(cfg.image.input_hw))
+def one_call_sampling(frustum: torch.Tensor, sampling: torch.Tensor) -> torch.Tensor:
+    """Frustum sampling as before issue 19: one grid_sample call (one CPU thread per frame)."""
+    return torch.nn.functional.grid_sample(frustum, sampling, mode="bilinear",
+                                           padding_mode="zeros", align_corners=False)
+
+
+def before_after_ratio(model: torch.nn.Module, cfg: ModelConfig, device: torch.device,
+                       rounds: int) -> dict[str, float]:
+    """Interleaved medians of the old inline call and today's ``auto`` runner; after/before."""
+    runner = build_network_runner(model, device, "auto", False, tuple(cfg.image.input_hw))
     images, P2 = runner.example_inputs()
 
     def before() -> None:
-        with torch.inference_mode(), torch.autocast(device.type, enabled=False):
-            model(images, P2)
+        sampling, lifting.sample_frustum = lifting.sample_frustum, one_call_sampling
+        try:
+            with torch.inference_mode(), torch.autocast(device.type, enabled=False):
+                model(images, P2)
+        finally:
+            lifting.sample_frustum = sampling
 
     old, new = [], []
     for _ in range(rounds):
         old += timed_ms(before, device, 1, 0)
         new += timed_ms(lambda: runner(images, P2), device, 1, 0)
     return {"before_median_ms": statistics.median(old), "after_median_ms": statistics.median(new),
-            "after_over_before": statistics.median(new) / statistics.median(old)}
+            "after_over_before": statistics.median(new) / statistics.median(old),
+            "after_path": runner.path.name}
+
+
+def models_to_time(configs: list[Path] | None, checkpoints: list[Path] | None,
+                   device: torch.device) -> list[tuple[Path, ModelConfig, torch.nn.Module]]:
+    """(name, config, eval model on the device) of each checkpoint, else of each YAML config."""
+    if checkpoints:
+        loaded = []
+        for path in checkpoints:
+            cfg = saved_model_config(load_checkpoint_meta(path), path)
+            model = build_student(cfg)
+            load_model_weights(path, model)
+            loaded.append((path, cfg, model.eval().to(device)))
+        return loaded
+    return [(path, cfg, build_student(cfg).eval().to(device))
+            for path in configs or DEFAULT_CONFIGS
+            for cfg in [load_model_config(path)]]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, action="append",
-                        help="model YAML (repeatable); default: small and kitti_r50")
+                        help="model YAML (repeatable; random weights); default: small and "
+                        "kitti_r50")
+    parser.add_argument("--checkpoint", type=Path, action="append",
+                        help="a student checkpoint folder (repeatable): its architecture and "
+                        "weights instead of --config")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--paths", nargs="+", default=["eager"],
-                        help="network paths (eager, half, cuda_graph, compile, a+b ...)")
+                        help="network paths (auto, eager, freeze, half, cuda_graph, compile, "
+                        "a+b ...)")
     parser.add_argument("--fp16", action="store_true", help="autocast to float16 (GPU)")
     parser.add_argument("--predictor", action="store_true", help="also time predict()")
     parser.add_argument("--ab", action="store_true", help="before/after ratio, eager network")
@@ -173,8 +217,7 @@ def main() -> None:
     device = torch.device(args.device)
     print(machine_line(device) + f" | fp16 autocast={args.fp16}")
     peak = fp16_peak_tflops(device)
-    for path in args.config or DEFAULT_CONFIGS:
-        cfg = load_model_config(path)
+    for path, cfg, model in models_to_time(args.config, args.checkpoint, device):
         slow = device.type == "cpu" and cfg.trunk.name != "small"
         repeats = min(args.repeats, 3) if slow else args.repeats
         warmup = min(args.warmup, 1) if slow else args.warmup
@@ -184,7 +227,7 @@ def main() -> None:
               f"grid={cfg.grid.nx}x{cfg.grid.ny} bins={cfg.depth.num_bins} | params "
               f"{params_m:.2f} M | {gflops:.1f} GFLOPs (conv+matmul)")
         for name in args.paths:
-            r = network_times(cfg, device, name, args.fp16, repeats, warmup)
+            r = network_times(model, cfg, device, name, args.fp16, repeats, warmup)
             share = (f"  {gflops / r['median_ms'] / peak * 100:5.1f} % of fp16 peak"
                      if peak else "")
             print(f"network {name:>18} (used {r['used']}): median {r['median_ms']:8.2f} ms  "
@@ -196,9 +239,10 @@ def main() -> None:
                       f"{p['prepare_median_ms']:.2f} + network {p['network_median_ms']:.2f} + "
                       f"decode {p['decode_median_ms']:.2f}")
         if args.ab:
-            ab = before_after_ratio(cfg, device, max(repeats, 3))
+            ab = before_after_ratio(model, cfg, device, max(repeats, 3))
             print(f"before/after (interleaved): before {ab['before_median_ms']:.2f} ms, after "
-                  f"{ab['after_median_ms']:.2f} ms, after/before {ab['after_over_before']:.3f}")
+                  f"({ab['after_path']}) {ab['after_median_ms']:.2f} ms, after/before "
+                  f"{ab['after_over_before']:.3f}")
 
 
 if __name__ == "__main__":

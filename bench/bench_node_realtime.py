@@ -75,9 +75,14 @@ def main() -> None:
                 print(f"\n[{label}] {overrides or 'node defaults'}\n{result.summary()}",
                       flush=True)
                 if result.timeline:
-                    print(f"  timeline of {len(result.timeline)} frames (median ms): "
-                          + ", ".join(f"{step} {np.median([f[step] for f in result.timeline]):.1f}"
-                                      for step in result.timeline[0]), flush=True)
+                    print_timeline(result.timeline)
+
+def print_timeline(timeline: list[dict[str, float]]) -> None:
+    """Median and p95 of every step of the per-frame timelines."""
+    for label, statistic in (("median", np.median), ("p95", lambda v: np.percentile(v, 95))):
+        print(f"  timeline of {len(timeline)} frames ({label} ms): "
+              + ", ".join(f"{step} {statistic([f[step] for f in timeline]):.1f}"
+                          for step in timeline[0]), flush=True)
 
 
 if __name__ == "__main__":

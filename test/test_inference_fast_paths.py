@@ -41,6 +41,7 @@ def fresh_model(checkpoint: Path) -> torch.nn.Module:
     ("half", NetworkPath(half=True)),
     (" Half+CUDA_graph ", NetworkPath(half=True, cuda_graph=True)),
     ("compile+cuda_graph", NetworkPath(compile=True, cuda_graph=True)),
+    ("Freeze", NetworkPath(freeze=True)),
     ("auto", None),
 ])
 def test_network_paths_parse_and_name_themselves(text: str, path: NetworkPath | None) -> None:
@@ -49,7 +50,7 @@ def test_network_paths_parse_and_name_themselves(text: str, path: NetworkPath | 
         assert parse_network_path(path.name) == path
 
 
-@pytest.mark.parametrize("text", ["fast", "half+half", "half+", "tensorrt"])
+@pytest.mark.parametrize("text", ["fast", "half+half", "half+", "tensorrt", "half+freeze"])
 def test_unknown_network_paths_name_the_parameter(text: str) -> None:
     with pytest.raises(ConfigError, match="network_path: .*got '" + re.escape(text)):
         parse_network_path(text)
@@ -119,12 +120,49 @@ def test_a_cuda_graph_on_the_cpu_keeps_the_predictor_alive(
     np.testing.assert_array_equal(boxes, eager.predict(image, KITTI_P2).boxes_cam)
 
 
-def test_auto_is_eager_on_the_cpu(checkpoint: Path) -> None:
+def test_auto_is_the_frozen_network_on_the_cpu_and_agrees_with_eager(
+        checkpoint: Path, eager_output: HeadOutput) -> None:
     runner = build_network_runner(fresh_model(checkpoint), torch.device("cpu"), "auto", False,
                                   (96, 320))
-    assert runner.path == NetworkPath() and not runner.autocast
+    assert runner.path == NetworkPath(freeze=True) and not runner.autocast
+    score_error, residual_error = network_parity(eager_output, runner(*runner.example_inputs()))
+    assert score_error <= 1e-5 and residual_error <= 1e-4  # float32 both: rounding only
     with pytest.raises(ConfigError, match="network_path"):
         StudentPredictor.from_checkpoint(checkpoint, device="cpu", network_path="warp")
+
+
+def test_the_frozen_network_runs_other_input_sizes_eagerly(checkpoint: Path) -> None:
+    """Tracing fixes the input size: another size must not reuse the traced shapes."""
+    model = fresh_model(checkpoint)
+    frozen = NetworkRunner(model, torch.device("cpu"), NetworkPath(freeze=True), False, (96, 320))
+    eager = NetworkRunner(model, torch.device("cpu"), NetworkPath(), False, (64, 224))
+    images, P2 = eager.example_inputs()
+    assert network_parity(eager(images, P2), frozen(images, P2)) == (0.0, 0.0)
+
+
+def test_a_trace_failure_falls_back_to_eager(checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    def broken_trace(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("tracer: unsupported op")
+
+    monkeypatch.setattr(torch.jit, "trace", broken_trace)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        runner = build_network_runner(fresh_model(checkpoint), torch.device("cpu"), "auto",
+                                      False, (96, 320))
+    assert runner.path == NetworkPath()
+    assert sum("unsupported op" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_frozen_predictions_equal_eager_ones(checkpoint: Path) -> None:
+    image = road_image(1)
+    frozen, eager = (StudentPredictor.from_checkpoint(checkpoint, device="cpu", network_path=p,
+                                                      score_threshold=LOW_SCORE)
+                     for p in ("freeze", "eager"))
+    assert frozen.network_path == "freeze"
+    got, want = frozen.predict(image, KITTI_P2), eager.predict(image, KITTI_P2)
+    assert len(want) > 0 and got.class_names == want.class_names
+    np.testing.assert_allclose(got.boxes_cam, want.boxes_cam, atol=1e-4)
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
 
 
 def test_released_predictor_drops_its_runner(checkpoint: Path) -> None:

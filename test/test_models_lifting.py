@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from monotakd_ros.models.config import BevGridConfig, DepthBinsConfig
 from monotakd_ros.models.lifting import (
@@ -17,6 +18,7 @@ from monotakd_ros.models.lifting import (
     frustum_features,
     lid_bin_edges_m,
     lidar_depth_one_hot,
+    sample_frustum,
     voxel_centres_lidar,
 )
 
@@ -158,3 +160,21 @@ def test_height_collapse_stacks_slices_into_channels() -> None:
     changed[:, :, :, 3, 5] += 10.0
     diff = (collapse(changed) - bev).abs().sum(dim=(0, 1))
     assert diff[1, 2] == 0 and diff[3, 5] > 0
+
+
+@pytest.mark.parametrize(("threads", "rows"), [(2, 94), (2, 47), (3, 10), (4, 3), (2, 1)])
+def test_frustum_sampling_split_across_threads_equals_grid_sample(threads: int,
+                                                                  rows: int) -> None:
+    generator = torch.Generator().manual_seed(rows)
+    frustum = torch.randn(1, 8, 12, 6, 20, generator=generator)
+    sampling = torch.rand(1, 4, rows, 7, 3, generator=generator) * 2.4 - 1.2  # some outside
+    expected = F.grid_sample(frustum, sampling, mode="bilinear", padding_mode="zeros",
+                             align_corners=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        sampled = sample_frustum(frustum, sampling)
+    finally:
+        torch.set_num_threads(before)
+    assert sampled.shape == expected.shape and torch.equal(sampled, expected)
+    assert expected.abs().sum() > 0 and (expected == 0).any()

@@ -1,12 +1,16 @@
-"""Fast network paths for inference: half-precision weights, torch.compile and CUDA graphs.
+"""Fast network paths for inference: half weights, torch.compile, CUDA graphs, freezing.
 
-A path is ``eager`` or a ``+``-joined set of ``half``, ``compile`` and ``cuda_graph`` (for
-example ``half+cuda_graph``); ``compile+cuda_graph`` is ``torch.compile(mode="reduce-overhead")``.
-``auto`` times every path that needs no compiler on the device at configure and keeps the
-fastest whose head outputs agree with the float32 eager network (``network_parity``); on the
-CPU it is ``eager``. A runner warms up (and captures its graph) when it is built, so the first
-frame is not slow; a compile or capture failure falls back to the same path without
-``compile``/``cuda_graph`` after one warning.
+A path is ``eager``, ``freeze`` or a ``+``-joined set of ``half``, ``compile`` and
+``cuda_graph`` (for example ``half+cuda_graph``); ``compile+cuda_graph`` is
+``torch.compile(mode="reduce-overhead")``. ``freeze`` traces the network once at the
+checkpoint's input size and freezes it (TorchScript: constants folded, BatchNorm folded into the
+convolutions, oneDNN layouts chosen for the CPU); it needs no compiler. ``auto`` on a GPU times
+every path that needs no compiler and keeps the fastest whose head outputs agree with the
+float32 eager network (``network_parity``); on the CPU it is ``freeze`` when that agrees, else
+``eager`` (measured in docs/benchmarks.md: the frozen network is the faster one there).
+A runner warms up (and captures its graph) when it is built, so the first frame is not slow;
+a compile, capture or trace failure falls back to the same path without ``compile``,
+``cuda_graph`` or ``freeze`` after one warning.
 
 Half-precision weights convert only convolutions and linear layers: the anchor and voxel-centre
 buffers and BatchNorm stay float32 (half would misplace a voxel 46 m away by 3 cm), and the
@@ -19,6 +23,7 @@ import copy
 import logging
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,6 +37,7 @@ from monotakd_ros.models.outputs import HeadOutput
 logger = logging.getLogger(__name__)
 
 OPTIONS = ("half", "compile", "cuda_graph")
+FREEZE = "freeze"  # a path of its own, not combined with the options
 AUTO = "auto"
 AUTO_CANDIDATES = ("half+cuda_graph", "cuda_graph", "half", "eager")  # no compiler: fast configure
 WARMUP_CALLS = 3
@@ -50,10 +56,13 @@ class NetworkPath:
     half: bool = False
     compile: bool = False
     cuda_graph: bool = False
+    freeze: bool = False
 
     @property
     def name(self) -> str:
-        """``eager`` or the options joined by ``+`` (the parameter's spelling)."""
+        """``eager``, ``freeze`` or the options joined by ``+`` (the parameter's spelling)."""
+        if self.freeze:
+            return FREEZE
         used = [option for option in OPTIONS if getattr(self, option)]
         return "+".join(used) if used else "eager"
 
@@ -69,11 +78,13 @@ def parse_network_path(text: str) -> NetworkPath | None:
         return None
     if name == "eager":
         return NetworkPath()
+    if name == FREEZE:
+        return NetworkPath(freeze=True)
     options = [part.strip() for part in name.split("+")]
     unknown = [part for part in options if part not in OPTIONS]
     if unknown or len(set(options)) != len(options):
-        raise ConfigError(f"network_path: expected '{AUTO}', 'eager' or a '+'-joined set of "
-                          f"{list(OPTIONS)}, got '{text}'")
+        raise ConfigError(f"network_path: expected '{AUTO}', 'eager', '{FREEZE}' or a "
+                          f"'+'-joined set of {list(OPTIONS)}, got '{text}'")
     return NetworkPath(**{option: True for option in options})
 
 
@@ -109,6 +120,42 @@ class _GraphedNetwork:
         self.P2.copy_(P2)
         self.graph.replay()
         return self.output
+
+
+class _FrozenNetwork:
+    """The network traced at one input size and frozen; other sizes run the eager network."""
+
+    def __init__(self, model: nn.Module, eager: Network, images: torch.Tensor,
+                 P2: torch.Tensor) -> None:
+        self.eager = eager
+        self.images_shape = images.shape
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks: see guard
+            # TorchScript is deprecated upstream; once removed, tracing fails and the runner
+            # falls back to eager with one warning.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            traced = torch.jit.trace(_HeadTensors(model).eval(), (images, P2), check_trace=False)
+            self.frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+
+    def __call__(self, images: torch.Tensor, P2: torch.Tensor) -> HeadOutput:
+        if images.shape != self.images_shape:
+            return self.eager(images, P2)
+        cls_logits, box_residuals, dir_logits = self.frozen(images, P2)
+        return HeadOutput(cls_logits=cls_logits, box_residuals=box_residuals,
+                          dir_logits=dir_logits)
+
+
+class _HeadTensors(nn.Module):
+    """The network with its head outputs as a tuple, as tracing needs."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor,
+                P2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        head = self.model(images, P2).head
+        return head.cls_logits, head.box_residuals, head.dir_logits
 
 
 class NetworkRunner:
@@ -148,7 +195,7 @@ class NetworkRunner:
 
     def _warmup_calls(self, path: NetworkPath) -> int:
         """CUDA: a few (lazy init, cuDNN autotuning); CPU: one to surface failures, or none."""
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" or path.freeze:  # TorchScript optimises on later calls
             return WARMUP_CALLS
         return 0 if path == NetworkPath() else 1
 
@@ -161,6 +208,8 @@ class NetworkRunner:
                 call = torch.compile(self._eager, mode=mode, dynamic=False)
             with torch.inference_mode():
                 images, P2 = self.example_inputs()
+                if path.freeze:
+                    call = _FrozenNetwork(self._model, self._eager, images, P2)
                 if path.cuda_graph and not path.compile:
                     if self.device.type != "cuda":
                         raise RuntimeError(f"CUDA graphs need a CUDA device, not {self.device}")
@@ -224,8 +273,25 @@ def build_network_runner(model: CameraBevDetector, device: torch.device, request
                            path.name, device)
         return NetworkRunner(model, device, path, fp16_autocast, input_hw)
     if device.type != "cuda":
-        return NetworkRunner(model, device, NetworkPath(), fp16_autocast, input_hw)
+        return frozen_if_agreeing(model, device, fp16_autocast, input_hw)
     return fastest_passing_runner(model, device, input_hw)
+
+
+def frozen_if_agreeing(model: CameraBevDetector, device: torch.device, fp16_autocast: bool,
+                       input_hw: tuple[int, int]) -> NetworkRunner:
+    """``freeze`` if it builds and its head outputs agree with eager's, else ``eager``."""
+    eager = NetworkRunner(model, device, NetworkPath(), fp16_autocast, input_hw)
+    frozen = NetworkRunner(model, device, NetworkPath(freeze=True), fp16_autocast, input_hw)
+    if not frozen.path.freeze:  # tracing failed: warned, eager
+        return eager
+    with torch.inference_mode():
+        inputs = eager.example_inputs()
+        errors = network_parity(eager(*inputs), frozen(*inputs))
+    if not parity_passes(*errors):
+        logger.warning("network_path auto on %s: the frozen network disagrees with eager "
+                       "(score Δ %.2g, residual Δ %.2g); using eager", device, *errors)
+        return eager
+    return frozen
 
 
 def fastest_passing_runner(model: CameraBevDetector, device: torch.device,

@@ -138,8 +138,32 @@ class FrustumToVoxel(nn.Module):
                                        input_hw, self.depth_cfg)
         # Sample in float32 even under fp16 autocast: a half-precision grid would misplace
         # voxels by ~0.6 px at 1248 columns and by ~0.06 depth bins.
-        return F.grid_sample(frustum.float(), sampling, mode="bilinear", padding_mode="zeros",
+        return sample_frustum(frustum.float(), sampling)
+
+
+def sample_frustum(frustum: torch.Tensor, sampling: torch.Tensor) -> torch.Tensor:
+    """``grid_sample`` (trilinear, zeros outside) of (B, C, N, h, w) at (B, Z, Y, X, 3).
+
+    PyTorch's CPU kernel for 5-D inputs runs one thread per batch item, so a single frame
+    (the detector's case) used one core; here its Y rows are split into one chunk per thread,
+    sampled as a batch of views of the same frustum (no copy) and joined: the same values.
+    """
+    threads = torch.get_num_threads()
+    rows = sampling.shape[2]
+    if frustum.device.type != "cpu" or frustum.shape[0] != 1 or threads < 2 or rows < threads:
+        return F.grid_sample(frustum, sampling, mode="bilinear", padding_mode="zeros",
                              align_corners=False)
+    chunk = -(-rows // threads)
+    pad = chunk * threads - rows  # padded rows sample zeros (coordinates outside [-1, 1])
+    padded = F.pad(sampling, (0, 0, 0, 0, 0, pad), value=-2.0) if pad else sampling
+    chunks = padded.reshape(1, sampling.shape[1], threads, chunk, *sampling.shape[3:])
+    chunks = chunks.transpose(0, 2).reshape(threads, sampling.shape[1], chunk,
+                                            *sampling.shape[3:])
+    sampled = F.grid_sample(frustum.expand(threads, *frustum.shape[1:]), chunks,
+                            mode="bilinear", padding_mode="zeros", align_corners=False)
+    joined = sampled.permute(1, 2, 0, 3, 4).reshape(1, *sampled.shape[1:3], threads * chunk,
+                                                   sampled.shape[4])
+    return joined[:, :, :, :rows] if pad else joined
 
 
 class HeightCollapse(nn.Module):

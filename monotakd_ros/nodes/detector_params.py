@@ -57,8 +57,9 @@ class DetectorConfig:
                            "ignored on the CPU)")
     network_path: str = described(
         "auto", help="network call: auto (CUDA: the fastest of half/cuda_graph/eager that "
-        "passes parity with fp32, timed at configure; CPU: eager), eager, or a '+'-joined set "
-        "of half, compile, cuda_graph")
+        "passes parity with fp32, timed at configure; CPU: freeze when it agrees with eager), "
+        "eager, freeze (TorchScript-frozen at the input size), or a '+'-joined set of half, "
+        "compile, cuda_graph")
     cpu_threads: int = bounded(
         0, ge=0, help="torch CPU threads for the network; 0: OMP_NUM_THREADS if set, else "
         "every CPU the node may use (threads wait passively: OMP_WAIT_POLICY=PASSIVE)")
