@@ -44,6 +44,7 @@ from monotakd_ros.inference.parity import (  # noqa: E402
     check_fast_paths,
     synthetic_val_frames,
 )
+from monotakd_ros.models import build_student  # noqa: E402
 from monotakd_ros.models.config import ModelConfig, load_model_config  # noqa: E402
 
 log = logging.getLogger("gpu_check")
@@ -138,7 +139,8 @@ def bench_network(configs: dict[str, ModelConfig], device: torch.device,
             if too_late(path, deadline):
                 out[f"{name}/{path}"] = {"status": "skipped", "reason": "time budget"}
                 continue
-            r = bench_inference.network_times(cfg, device, path, False, repeats, warmup)
+            model = build_student(cfg).eval().to(device)  # random weights: timing only
+            r = bench_inference.network_times(model, cfg, device, path, False, repeats, warmup)
             if peak:
                 r["fp16_peak_share"] = gflops / r["median_ms"] / peak  # GFLOP/ms = TFLOP/s
             out[f"{name}/{path}"] = r

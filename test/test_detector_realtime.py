@@ -23,9 +23,9 @@ from helpers_realtime import run_realtime, timeline_steps  # noqa: E402
 @pytest.mark.timing
 @pytest.mark.slow
 def test_ten_hz_camera_frames_arrive_and_are_processed(tmp_path: Path) -> None:
-    result = run_realtime(tmp_path, rate_hz=10.0, seconds=60.0, encoding="rgb8")
+    result = run_realtime(tmp_path, rate_hz=10.0, seconds=30.0, encoding="rgb8")
     report = result.summary()
-    assert result.sent >= 590, report
+    assert result.sent >= 295, report
     assert result.delivered_share >= 0.99, report  # issue 15: frames reach the subscription
     assert result.processed_share >= 0.80, report  # issue 19: the node keeps up
 
