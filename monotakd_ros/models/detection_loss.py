@@ -1,7 +1,10 @@
 """Supervised losses of the anchor head: GT detection loss, optional LiDAR depth-bin loss.
 
 Normalisation follows SECOND/OpenPCDet: per frame, each term is summed over anchors and divided
-by that frame's number of positive anchors (at least 1), then averaged over the batch.
+by that frame's number of positive anchors (at least 1), then averaged over the frames that
+carry labels. Unlabelled frames of a mixed batch (distillation only) therefore do not dilute the
+ground-truth gradient: 2 labelled frames give the same GT terms alone or beside 2 unlabelled
+ones, and a batch without a labelled frame gives exactly 0.
 """
 
 from __future__ import annotations
@@ -68,20 +71,28 @@ def detection_loss(head: HeadOutput, targets: AnchorTargets,
     """Focal / Smooth-L1 / direction-CE terms against assigned anchor targets."""
     cls_logits = head.cls_logits.float()
     batch, _, num_classes = cls_logits.shape
+    frames = labelled_frame_count(targets, batch)
     labels = targets.labels
     positives = targets.positives.float()  # (B, A)
     cared = (labels >= 0).float()
     per_frame = positives.sum(dim=1, keepdim=True).clamp(min=1.0)  # (B, 1)
     one_hot = F.one_hot(labels.clamp(min=0), num_classes + 1)[..., 1:].float()  # (B, A, C)
     focal = sigmoid_focal_loss(cls_logits, one_hot, weights.focal_alpha, weights.focal_gamma)
-    cls = (focal.sum(dim=-1) * cared / per_frame).sum() / batch
+    cls = (focal.sum(dim=-1) * cared / per_frame).sum() / frames
     diff = residual_difference(head.box_residuals.float(), targets.box_residuals)
     box_per_anchor = smooth_l1(diff, weights.smooth_l1_beta).sum(dim=-1)
-    box = (box_per_anchor * positives / per_frame).sum() / batch
+    box = (box_per_anchor * positives / per_frame).sum() / frames
     ce = F.cross_entropy(head.dir_logits.float().flatten(0, 1), targets.dir_bins.flatten(),
                          reduction="none").view(batch, -1)
-    direction = (ce * positives / per_frame).sum() / batch
+    direction = (ce * positives / per_frame).sum() / frames
     return DetectionTerms(cls=cls, box=box, dir=direction)
+
+
+def labelled_frame_count(targets: AnchorTargets, batch: int) -> torch.Tensor | float:
+    """Frames the GT terms are averaged over: the labelled ones (at least 1, so 0 gives 0)."""
+    if targets.labelled is None:
+        return float(batch)
+    return targets.labelled.sum().clamp(min=1).float()  # a tensor: no device sync
 
 
 def depth_supervision_loss(depth_logits: torch.Tensor, depth_maps_m: torch.Tensor,

@@ -28,6 +28,7 @@ class AnchorTargets:
     labels: torch.Tensor  # (B, A) int64: -1 ignore, 0 background, c + 1 positive of class c
     box_residuals: torch.Tensor  # (B, A, 7), meaningful where labels > 0
     dir_bins: torch.Tensor  # (B, A) int64, meaningful where labels > 0
+    labelled: torch.Tensor | None = None  # (B,) bool frames with labels; None: every frame
 
     @property
     def positives(self) -> torch.Tensor:
@@ -105,4 +106,7 @@ def assign_targets(anchors: torch.Tensor, anchor_classes: torch.Tensor,
         classes = gt_classes_list[i].to(anchors.device).long()
         labels[i], residuals[i], dirs[i] = _frame_targets(anchors, anchor_classes, boxes,
                                                           classes, cfg)
-    return AnchorTargets(labels=labels, box_residuals=residuals, dir_bins=dirs)
+    labelled = (torch.ones(batch, dtype=torch.bool, device=anchors.device) if has_labels is None
+                else has_labels.to(anchors.device, torch.bool))
+    return AnchorTargets(labels=labels, box_residuals=residuals, dir_bins=dirs,
+                         labelled=labelled)
