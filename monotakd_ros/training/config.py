@@ -84,10 +84,19 @@ class TrainConfig:
     # DDP
     find_unused_parameters: bool = False
     sync_batchnorm: bool = False
+    # BatchNorm layers keep the running statistics the model starts with (eval mode) while
+    # every weight trains: frames of another source (unlabelled drives) do not shift them
+    freeze_bn: bool = False
+    # frames of this ImageSets split (or split file) of the training data join the training
+    # set with their labels hidden (student stage: distillation terms only on them); "" = none
+    hidden_label_split: str = ""
 
     def __post_init__(self) -> None:
         check_fields(self, "train")
         self.distill_config()  # rejects unknown or mistyped override keys now, not mid-run
+        if self.hidden_label_split in (self.train_split, self.val_split):
+            raise ConfigError(f"train.hidden_label_split: {self.hidden_label_split!r} is also "
+                              "train_split or val_split; name a split of extra frames")
         if self.data_cache and self.augment.intrinsics_probability > 0.0:
             raise ConfigError("train.data_cache: the prepared split is augmented at input size "
                               "and cannot resample intrinsics; set data_cache: false or "

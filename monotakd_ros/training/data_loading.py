@@ -24,7 +24,7 @@ from monotakd_ros.data.datasets import KittiFrameDataset, RawDriveFrameDataset
 from monotakd_ros.data.prepared.batches import PreparedFrames, draw_augmentation, resident_bytes
 from monotakd_ros.data.prepared.split_store import SplitSource, prepared_split
 from monotakd_ros.data.prepared.store import format_bytes
-from monotakd_ros.errors import DatasetError
+from monotakd_ros.errors import ConfigError, DatasetError
 from monotakd_ros.model_io.input_spec import InputSpec
 from monotakd_ros.models.config import ModelConfig
 from monotakd_ros.training.config import TrainConfig
@@ -82,15 +82,38 @@ class EpochSeededDataset(Dataset[FrameSample]):
 def build_train_dataset(data_root: Path, split: str, spec: InputSpec,
                         unlabeled_drives: Sequence[Path] = (),
                         augment: AugmentConfig | None = None,
-                        with_labels: bool = True) -> Dataset[FrameSample]:
-    """Labelled KITTI split, followed by unlabelled raw-drive frames when drives are given."""
+                        with_labels: bool = True,
+                        hidden_label_split: str = "") -> Dataset[FrameSample]:
+    """Labelled KITTI split, then a split with its labels hidden, then raw-drive frames.
+
+    ``hidden_label_split`` frames come from the same object set as ``split`` (the same scene
+    distribution) but enter as unlabelled frames: no targets, ``has_labels`` False.
+    """
     labelled = KittiFrameDataset(data_root, split, spec, with_labels=with_labels,
                                  augment=augment)
-    if not unlabeled_drives:
+    parts: list[Dataset[FrameSample]] = [labelled]
+    if hidden_label_split:
+        hidden = KittiFrameDataset(data_root, hidden_label_split, spec, with_labels=False,
+                                   augment=augment)
+        check_disjoint_frames(labelled.frame_ids, hidden.frame_ids, split, hidden_label_split)
+        parts.append(hidden)
+    if unlabeled_drives:
+        parts.append(RawDriveFrameDataset(list(unlabeled_drives), spec, augment=augment))
+    if len(parts) == 1:
         return labelled
-    unlabelled = RawDriveFrameDataset(list(unlabeled_drives), spec, augment=augment)
-    LOG.info("training on %d labelled + %d unlabelled frames", len(labelled), len(unlabelled))
-    return ConcatDataset([labelled, unlabelled])
+    LOG.info("training on %d labelled + %d unlabelled frames", len(labelled),
+             sum(len(p) for p in parts[1:]))  # type: ignore[arg-type]
+    return ConcatDataset(parts)
+
+
+def check_disjoint_frames(labelled_ids: Sequence[str], hidden_ids: Sequence[str],
+                          labelled_split: str, hidden_split: str) -> None:
+    """DatasetError naming a frame when a frame would be both labelled and label-hidden."""
+    shared = sorted(set(labelled_ids) & set(hidden_ids))
+    if shared:
+        raise DatasetError(f"train.hidden_label_split {hidden_split!r} shares {len(shared)} "
+                           f"frame(s) with train_split {labelled_split!r}, e.g. {shared[0]}: a "
+                           "frame cannot be labelled and hidden at once")
 
 
 def build_val_dataset(data_root: Path, split: str, spec: InputSpec) -> KittiFrameDataset:
@@ -246,12 +269,16 @@ def build_stage_data(stage: Stage, data_root: Path, unlabeled_drives: Sequence[P
                      cfg: TrainConfig, ctx: DistContext,
                      cache_dir: Path | None) -> TrainLoader | PreparedTrainLoader:
     """Live loader, or the prepared split (``data_cache``) plus cached frozen targets."""
-    if not cfg.data_cache or unlabeled_drives:
+    if cfg.hidden_label_split and stage.name != "student":
+        raise ConfigError(f"train.hidden_label_split: only the student stage learns from "
+                          f"frames without labels, not {stage.name!r}")
+    if not cfg.data_cache or unlabeled_drives or cfg.hidden_label_split:
         if cfg.data_cache:
-            LOG.warning("train.data_cache: unlabelled raw drives are read live; the labelled "
-                        "split is too in this run")
+            LOG.warning("train.data_cache: unlabelled frames (raw drives, hidden_label_split) "
+                        "are read live; the labelled split is too in this run")
         dataset = build_train_dataset(data_root, cfg.train_split, stage.spec, unlabeled_drives,
-                                      augment=cfg.augment)
+                                      augment=cfg.augment,
+                                      hidden_label_split=cfg.hidden_label_split)
         return build_train_loader(dataset, cfg, ctx)
     cache_dir = cache_dir or default_cache_dir()
     loader = build_prepared_loader(data_root, cfg, stage.spec, ctx, cache_dir)
