@@ -1,7 +1,8 @@
 """``monotakd-synth``: write a synthetic KITTI object set or synthetic KITTI raw drives.
 
 monotakd-synth object --out DIR --frames N --seed S [--overwrite]
-monotakd-synth raw --out DIR --frames N --seed S [--drives K] [--overwrite]
+monotakd-synth raw --out DIR --frames N --seed S [--drives K] [--scenes street|object]
+                   [--overwrite]
 
 Both take ``--image-size WxH --intrinsics FX FY CX CY`` for a camera other than KITTI's
 (1242x375, fx 721.5); the scenes of a seed are the same whichever camera renders them.
@@ -51,16 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
                            help="share of frames written to testing/ (default 0.2)")
         else:
             p.add_argument("--drives", type=int, default=1, help="number of drives (default 1)")
+            p.add_argument("--scenes", choices=("street", "object"), default="street",
+                           help="object: pedestrians and cyclists as dense as in the object "
+                                "set's frames (same scene distribution); street: per drive "
+                                "(default)")
     return parser
 
 
-def synth_config_from_args(image_size: str | None,
-                           intrinsics: list[float] | None) -> SynthConfig:
+def synth_config_from_args(image_size: str | None, intrinsics: list[float] | None,
+                           drive_scenes: str = "street") -> SynthConfig:
     """SynthConfig for ``--image-size`` / ``--intrinsics``; ConfigError names a bad value."""
     if image_size is None:
         if intrinsics is not None:
             raise ConfigError("--intrinsics needs --image-size (the image the camera fills)")
-        return SynthConfig()
+        return SynthConfig(drive_scenes=drive_scenes)  # type: ignore[arg-type]
     width, sep, height = image_size.lower().partition("x")
     if not (sep and width.isdigit() and height.isdigit()) or min(int(width), int(height)) < 1:
         raise ConfigError(f"--image-size: expected WIDTHxHEIGHT such as 640x480, got "
@@ -69,7 +74,8 @@ def synth_config_from_args(image_size: str | None,
         raise ConfigError(f"--image-size {image_size} needs --intrinsics FX FY CX CY: KITTI's "
                           "P2 does not fit another image size")
     return SynthConfig(image_hw=(int(height), int(width)),
-                       intrinsics=tuple(float(v) for v in intrinsics))
+                       intrinsics=tuple(float(v) for v in intrinsics),
+                       drive_scenes=drive_scenes)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     total = args.frames if args.mode == "object" else args.frames * max(args.drives, 0)
     try:
-        config = synth_config_from_args(args.image_size, args.intrinsics)
+        config = synth_config_from_args(args.image_size, args.intrinsics,
+                                        getattr(args, "scenes", "street"))
         with tqdm(total=total, unit="frame", desc=f"synth {args.mode}") as bar:
             if args.mode == "object":
                 sets = write_object_dataset(args.out, args.frames, args.seed, args.val_fraction,

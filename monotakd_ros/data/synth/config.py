@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from monotakd_ros.configuration import bounded, check_fields
 from monotakd_ros.data.synth.lidar import LidarConfig
@@ -28,6 +29,9 @@ class SynthConfig:
     pedestrians_per_side: float = bounded(2.0, ge=0)  # mean count per sidewalk
     cyclists_mean: float = bounded(1.0, ge=0)
     image_noise: float = bounded(3.0, ge=0)  # std of the sensor noise, grey levels
+    # raw drives: "street" places pedestrians and cyclists per world (sparse on a long drive);
+    # "object" per metre as in an object frame, so drive frames match the object set's scenes
+    drive_scenes: Literal["street", "object"] = "street"
 
     def __post_init__(self) -> None:
         check_fields(self, "synth")

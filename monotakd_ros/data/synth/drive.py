@@ -15,7 +15,13 @@ import numpy as np
 from monotakd_ros.data.kitti.tracklets import Tracklet
 from monotakd_ros.data.synth.actors import Actor
 from monotakd_ros.data.synth.config import SynthConfig
-from monotakd_ros.data.synth.generator import SynthFrame, frame_rng, render_frame
+from monotakd_ros.data.synth.generator import (
+    MAX_OBJECT_FRAMES,
+    SynthFrame,
+    frame_rng,
+    render_frame,
+    scene_key,
+)
 from monotakd_ros.data.synth.motion import oxts_packet, sample_ego_motion
 from monotakd_ros.data.synth.rig import RigPose
 from monotakd_ros.data.synth.scene import sample_world
@@ -24,7 +30,8 @@ FRAME_PERIOD_NS = 100_000_000  # 10 Hz
 # 2011-09-26 13:02:25 UTC, when KITTI's first raw drives were recorded.
 DRIVE_START_NS = 1_317_042_145_000_000_000
 _VELODYNE_LEAD_NS = 1_500_000  # the sweep passes the camera's view slightly before the trigger
-_DRIVE_STREAM = 1_000_003  # keeps drive streams apart from object-frame streams
+_DRIVE_STREAM = MAX_OBJECT_FRAMES  # drive streams start where object-frame streams end
+_FRAMES_PER_DRIVE_STREAM = 1_000_000
 
 
 def _bottom_pose_lidar(actor: Actor, frame: SynthFrame) -> np.ndarray:
@@ -74,7 +81,7 @@ class SynthDrive(Iterator[SynthFrame]):
             raise StopIteration
         index = self._index
         time_s = index * FRAME_PERIOD_NS * 1e-9
-        rng = frame_rng(self.seed, (_DRIVE_STREAM + self.drive) * 1_000_000 + index)
+        rng = frame_rng(self.seed, _frame_stream(self.drive, index))
         frame = render_frame(self.world, self.motion.pose(time_s), time_s, self.config, rng)
         frame.oxts = oxts_packet(self.motion, time_s, rng)
         jitter = int(rng.integers(-300_000, 300_000))
@@ -115,6 +122,18 @@ class SynthDrive(Iterator[SynthFrame]):
                     truncation=np.array([r[2] for r in run]),
                     occlusion=np.array([r[3] for r in run])))
         return tracklets
+
+
+def _frame_stream(drive: int, index: int) -> int:
+    """Random stream of frame ``index`` of drive ``drive`` (beyond every object stream)."""
+    return (_DRIVE_STREAM + drive) * _FRAMES_PER_DRIVE_STREAM + index
+
+
+def drive_scene_keys(seed: int, drive: int, num_frames: int) -> set[tuple[int, int]]:
+    """Every random-stream key drive ``drive`` of dataset ``seed`` draws from (world, frames)."""
+    keys = {scene_key(seed, _DRIVE_STREAM + drive)}
+    keys.update(scene_key(seed, _frame_stream(drive, i)) for i in range(num_frames))
+    return keys
 
 
 def generate_drive(seed: int, num_frames: int, config: SynthConfig | None = None,

@@ -20,6 +20,7 @@ from monotakd_ros.data.synth.rig import (
     ground_plane_rect,
 )
 from monotakd_ros.data.synth.scene import World, sample_world
+from monotakd_ros.errors import DatasetError
 from monotakd_ros.geometry.calib import CameraCalib
 
 # Rig attitude: KITTI's object-set ground planes put the camera about 1.1 deg nose-down, which
@@ -53,9 +54,17 @@ def lidar_model(config: LidarConfig) -> LidarModel:
     return LidarModel(config)
 
 
+MAX_OBJECT_FRAMES = 1_000_003  # object streams stay below the raw drives' (drive.py)
+
+
 def frame_rng(seed: int, index: int) -> np.random.Generator:
     """Independent random stream of frame ``index`` of dataset ``seed``."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
+    return np.random.default_rng(np.random.SeedSequence(list(scene_key(seed, index))))
+
+
+def scene_key(seed: int, stream: int) -> tuple[int, int]:
+    """The entropy of a random stream: object frame ``stream`` or a drive's world/frame."""
+    return int(seed), int(stream)
 
 
 def sample_rig_pose(rng: np.random.Generator, config: SynthConfig) -> RigPose:
@@ -96,6 +105,9 @@ def generate_object_frame(seed: int, index: int, config: SynthConfig | None = No
                           ) -> SynthFrame:
     """Frame ``index`` of the object dataset ``seed``: a fresh world seen by a parked rig."""
     config = SynthConfig() if config is None else config
+    if not 0 <= index < MAX_OBJECT_FRAMES:
+        raise DatasetError(f"object frame index {index}: must lie in [0, {MAX_OBJECT_FRAMES}) "
+                           "so that no object scene shares a random stream with a raw drive")
     rng = frame_rng(seed, index)
     world = sample_world(rng, config)
     pose = sample_rig_pose(rng, config)

@@ -3,6 +3,11 @@
 For a drive every lane and every walking track moves at one speed, nobody crosses the road and
 the ego lane holds traffic only ahead of the ego, so straight-line motion never makes two
 actors (or an actor and the ego) overlap.
+
+A drive's world is longer than an object frame's (``OBJECT_SPAN_M``). With
+``SynthConfig.drive_scenes = "object"`` its pedestrian and cyclist counts grow with its length,
+so that every frame sees them as densely as an object frame does, and a cyclist the object
+generator would put on the road rides the ego lane's kerb side at that lane's speed.
 """
 
 from __future__ import annotations
@@ -142,14 +147,24 @@ def _parked_rows(rng: np.random.Generator, config: SynthConfig, layout: RoadLayo
             x += actor.length_m + rng.uniform(0.6, 2.5)
 
 
+OBJECT_SPAN_M = 140.0  # x extent of an object frame's actors: -30 m to 110 m around the rig
+_CROSSING_PROBABILITY = 0.3  # object frames with a pedestrian crossing the road ...
+_CROSSING_SPAN_M = 34.0  # ... somewhere in the 34 m ahead of the rig from 6 m on
+
+
 def _lane_traffic(rng: np.random.Generator, config: SynthConfig, layout: RoadLayout,
                   placed: _ActorSet, make: Maker, x_lo: float, x_hi: float, ego_speed: float,
-                  duration_s: float) -> None:
-    """Cars in the lanes; each lane moves at one speed, the ego lane only ahead of the ego."""
+                  duration_s: float) -> float:
+    """Cars in the lanes; each lane moves at one speed, the ego lane only ahead of the ego.
+
+    Returns the ego lane's speed (m/s).
+    """
+    ego_lane_speed = ego_speed
     for index, lane in enumerate(layout.lanes):
         if index == 0:
             speed = ego_speed + rng.uniform(0.3, 2.0)
             x = rng.uniform(8.0, 30.0)
+            ego_lane_speed = speed
         elif lane.direction > 0:
             speed = max(0.0, ego_speed + rng.uniform(-3.0, 3.0))
             x = x_lo + rng.uniform(0, 20)
@@ -165,6 +180,7 @@ def _lane_traffic(rng: np.random.Generator, config: SynthConfig, layout: RoadLay
                              yaw + rng.normal(0, 0.01), speed)
                 placed.place(actor)
             x += rng.uniform(12.0, 45.0)
+    return ego_lane_speed
 
 
 def _cross_traffic(rng: np.random.Generator, config: SynthConfig, layout: RoadLayout,
@@ -183,8 +199,11 @@ def _cross_traffic(rng: np.random.Generator, config: SynthConfig, layout: RoadLa
 
 
 def _walkers(rng: np.random.Generator, config: SynthConfig, layout: RoadLayout,
-             placed: _ActorSet, make: Maker, x_lo: float, x_hi: float, moving: bool) -> None:
+             placed: _ActorSet, make: Maker, x_lo: float, x_hi: float, moving: bool,
+             ego_lane_speed: float) -> None:
     """Pedestrians and cyclists on sidewalk tracks, on the bike lane and crossing the road."""
+    as_objects = moving and config.drive_scenes == "object"
+    density = (x_hi - x_lo) / OBJECT_SPAN_M if as_objects else 1.0
     for side in (-1.0, 1.0):
         kerb = layout.kerb_left_y_m if side > 0 else layout.kerb_right_y_m
         walk = layout.sidewalk_left_m if side > 0 else layout.sidewalk_right_m
@@ -193,7 +212,7 @@ def _walkers(rng: np.random.Generator, config: SynthConfig, layout: RoadLayout,
         tracks = np.linspace(near, far, num_tracks) if abs(far - near) > 0.1 else [near]
         track_speed = [0.0 if rng.random() < 0.25 else rng.uniform(0.9, 1.6) for _ in tracks]
         track_dir = [0.0 if rng.random() < 0.5 else np.pi for _ in tracks]
-        count = rng.poisson(config.pedestrians_per_side)
+        count = rng.poisson(config.pedestrians_per_side * density)
         for _ in range(count):
             t = int(rng.integers(len(tracks)))
             yaw = track_dir[t] + rng.normal(0, 0.05)
@@ -207,7 +226,8 @@ def _walkers(rng: np.random.Generator, config: SynthConfig, layout: RoadLayout,
                 actor.z_m = layout.kerb_height_m  # on the sidewalk
                 if not _near_cross(layout, actor.x_m, 1.0):
                     placed.place(actor)
-    for _ in range(rng.poisson(config.cyclists_mean)):
+    for _ in range(rng.poisson(config.cyclists_mean * density)):
+        x_from = x_lo
         if layout.bike_lane_y_m is not None and rng.random() < 0.7:
             y, yaw, speed = layout.bike_lane_y_m, 0.0, 4.5  # one speed: no overtaking
         elif not moving:
@@ -215,14 +235,25 @@ def _walkers(rng: np.random.Generator, config: SynthConfig, layout: RoadLayout,
             speed = rng.uniform(3.0, 6.0)
             if rng.random() < 0.3:  # against the traffic on the other side
                 y, yaw = layout.kerb_left_y_m - 0.6, np.pi
+        elif as_objects:  # ahead of the ego, at the ego lane's speed: never overtaken
+            y, yaw = layout.lanes[0].y_m - layout.lane_width_m / 2 + 0.6, 0.0
+            speed, x_from = ego_lane_speed, 8.0
         else:
             continue
-        actor = make("Cyclist", rng.uniform(x_lo, x_hi), y + rng.normal(0, 0.1),
+        actor = make("Cyclist", rng.uniform(x_from, x_hi), y + rng.normal(0, 0.1),
                      yaw + rng.normal(0, 0.04), speed)
         if not _near_cross(layout, actor.x_m, 1.0):
             placed.place(actor)
-    if not moving and rng.random() < 0.3:  # someone crossing the road
-        x = rng.uniform(6.0, 40.0)
+    if as_objects:  # an object frame's road crossers, waiting at the kerb instead
+        for _ in range(rng.poisson(_CROSSING_PROBABILITY * (x_hi - x_lo) / _CROSSING_SPAN_M)):
+            side = 1.0 if rng.random() < 0.5 else -1.0
+            kerb = layout.kerb_left_y_m if side > 0 else layout.kerb_right_y_m
+            actor = make("Pedestrian", rng.uniform(x_lo, x_hi), kerb + side * 0.5,
+                         rng.uniform(-np.pi, np.pi), 0.0)
+            actor.z_m = layout.kerb_height_m
+            placed.place(actor)
+    if not moving and rng.random() < _CROSSING_PROBABILITY:  # someone crossing the road
+        x = rng.uniform(6.0, 6.0 + _CROSSING_SPAN_M)
         if len(layout.crosswalk) and rng.random() < 0.6:
             x = float(layout.crosswalk[0, :2].mean())
         y = rng.uniform(layout.kerb_right_y_m + 0.5, layout.kerb_left_y_m - 0.5)
@@ -243,8 +274,9 @@ def sample_actors(rng: np.random.Generator, config: SynthConfig, layout: RoadLay
     def make(kind: str, x: float, y: float, yaw: float, speed: float) -> Actor:
         return make_actor(rng, kind, x, y, yaw, speed)
 
-    _lane_traffic(rng, config, layout, placed, make, x_lo, x_hi, ego_speed_mps, duration_s)
+    ego_lane_speed = _lane_traffic(rng, config, layout, placed, make, x_lo, x_hi,
+                                   ego_speed_mps, duration_s)
     _cross_traffic(rng, config, layout, placed, make)
-    _walkers(rng, config, layout, placed, make, x_lo, x_hi, moving)
+    _walkers(rng, config, layout, placed, make, x_lo, x_hi, moving, ego_lane_speed)
     _parked_rows(rng, config, layout, placed, make, x_lo, x_hi)
     return placed.actors

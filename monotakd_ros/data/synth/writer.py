@@ -19,7 +19,7 @@ from monotakd_ros.data.kitti.object_dataset import KittiObjectWriter
 from monotakd_ros.data.kitti.raw_drive import RawDriveWriter, drive_dir_name
 from monotakd_ros.data.synth.config import SynthConfig
 from monotakd_ros.data.synth.drive import generate_drive
-from monotakd_ros.data.synth.generator import generate_object_frame
+from monotakd_ros.data.synth.generator import MAX_OBJECT_FRAMES, generate_object_frame
 from monotakd_ros.errors import DatasetError
 
 OBJECT_FOLDERS = ("training", "testing", "ImageSets")
@@ -100,6 +100,9 @@ def write_object_dataset(out: Path, frames: int, seed: int, val_fraction: float 
     """
     if not 0.0 <= val_fraction <= 1.0:
         raise DatasetError(f"val_fraction must lie in [0, 1], got {val_fraction}")
+    if frames > MAX_OBJECT_FRAMES:
+        raise DatasetError(f"frames: at most {MAX_OBJECT_FRAMES} object frames (beyond, their "
+                           f"random streams would be raw drives'), got {frames}")
     out = Path(out)
     num_train, num_test = split_counts(frames, test_fraction)
     prepare_output_dir(out, [out / name for name in OBJECT_FOLDERS], overwrite)
