@@ -1,69 +1,67 @@
-"""``monotakd-ablation``: teacher, TA and the four students per seed, tabulated as mean ± std.
+"""``monotakd-ablation``: teacher, TA and the students per seed, with paired comparisons.
 
-For every seed: train the LiDAR teacher and the TA, then students with distill none, cmkd,
-imd_response and takd from that seed's teacher/TA; evaluate each final model on the val split
-and write ``ablation.md`` and ``ablation.json`` (Car AP3D / APBEV at R40, Easy/Moderate/Hard).
+For every seed: train the LiDAR teacher and the TA, then one student per distillation preset
+(rows in ``ablation_rows.ROWS``; ``--rows`` picks a subset, with the teacher and TA their
+presets need). Each row's checkpoint is chosen on the selection split (``--val-split``: the
+stage's ``best`` when validation ran during training, else ``last``) and scored on the report
+split (``--report-split``, default ``test``, disjoint from the training and selection frames).
+``ablation.md`` / ``ablation.json`` hold per-row scores and the paired per-seed comparisons with
+95 % intervals; ``claim.png`` and ``val_curve_<row>.png`` the figures.
+
 A run folder that already holds a checkpoint is resumed, and a row whose evaluation was written
-(``seed_N/<row>/ablation_result.json``) is kept, so an interrupted ablation continues; ``--merge``
-tabulates what separate processes (one per seed, e.g. side by side on one GPU) wrote.
+(``seed_N/<row>/ablation_result.json``) on the same splits is kept, so an interrupted ablation
+continues; ``--merge`` tabulates what separate processes (one per seed) wrote.
 
-Training reads the prepared split and, for the students, the cached frozen targets
-(``--data-cache``, ``--frozen-cache``; see docs/training.md). With ``--budget-min`` the step
-times are measured first and the steps per stage (and if need be the seeds) are fitted to the
-wall-clock budget; the plan is logged before any training starts.
+With ``--budget-min`` the step times are measured first and the steps per stage (and if need
+be the seeds) are fitted to the wall-clock budget; the plan is logged before training starts.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import logging
 import os
 import platform
 import shlex
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from monotakd_ros.data.kitti.object_dataset import KittiObjectDataset
+from monotakd_ros.distill.config import distill_preset
 from monotakd_ros.errors import ConfigError, MonotakdError
+from monotakd_ros.model_io.checkpoint import load_checkpoint_meta
 from monotakd_ros.models.config import load_model_config
+from monotakd_ros.training.ablation_figures import write_claim_figure, write_validation_curves
+from monotakd_ros.training.ablation_report import write_report_files
+from monotakd_ros.training.ablation_results import (
+    RESULT_FILE,
+    Results,
+    RowResult,
+    SplitScores,
+    check_one_protocol,
+    collected_results,
+    read_row_result,
+    write_row_result,
+)
+from monotakd_ros.training.ablation_rows import ROW_KEYS, ROWS, AblationRow, selected_rows
 from monotakd_ros.training.budget import Plan, Workload, calibrate, fit_plan
 from monotakd_ros.training.config import load_train_config
 from monotakd_ros.training.data_loading import choose_threads, default_cache_dir
 from monotakd_ros.training.distributed import resolve_device
 from monotakd_ros.training.run_state import RunDir
 from monotakd_ros.training.runner import StageRequest, run_stage
-from monotakd_ros.training.stages import StageName
 from monotakd_ros.training.validation import ValidationResult, evaluate_checkpoint
 
+__all__ = ["ROWS", "build_parser", "main", "run_ablation"]
+
 LOG = logging.getLogger("monotakd_ros.training.ablation")
-
-
-@dataclass(frozen=True)
-class AblationRow:
-    """One line of the table: which stage, with which distillation preset."""
-
-    key: str
-    title: str
-    stage: StageName
-    distill: str | None = None
-
-
-ROWS: tuple[AblationRow, ...] = (
-    AblationRow("teacher", "LiDAR teacher", "teacher"),
-    AblationRow("ta", "Teaching assistant (LiDAR depth)", "ta"),
-    AblationRow("student_none", "Student, no KD", "student", "none"),
-    AblationRow("student_cmkd", "Student, CMKD (F_S vs F_T, no TA)", "student", "cmkd"),
-    AblationRow("student_imd", "Student, TAKD without CMRD (IMD + response)", "student",
-                "imd_response"),
-    AblationRow("student_takd", "Student, full TAKD", "student", "takd"),
-)
-METRICS = ("ap3d_r40", "apbev_r40")
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+_VAL_KEYS = {"ap3d_r40": "car_ap3d_r40_{}", "apbev_r40": "car_apbev_r40_{}"}
 
 
 def default_config_dir() -> Path:
@@ -84,119 +82,141 @@ def machine_description(device: torch.device) -> str:
     return text
 
 
-def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single seed)."""
-    array = np.asarray(values, dtype=np.float64)
-    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
-
-
-def summarise(results: Mapping[str, Mapping[int, ValidationResult]]) -> list[dict]:
-    """Per row: per-seed APs and their mean/std per metric and difficulty."""
-    summary = []
-    for row in ROWS:
-        per_seed = results.get(row.key, {})
-        if not per_seed:
-            continue
-        entry: dict = {"key": row.key, "title": row.title, "stage": row.stage,
-                       "distill": row.distill, "seeds": sorted(per_seed), "per_seed": {},
-                       "mean": {}, "std": {}}
-        for seed in sorted(per_seed):
-            result = per_seed[seed]
-            entry["per_seed"][str(seed)] = {m: list(getattr(result, m)) for m in METRICS}
-        for metric in METRICS:
-            columns = np.array([getattr(per_seed[s], metric) for s in sorted(per_seed)])
-            stats = [mean_and_std(columns[:, level]) for level in range(3)]
-            entry["mean"][metric] = [m for m, _ in stats]
-            entry["std"][metric] = [s for _, s in stats]
-        summary.append(entry)
-    return summary
-
-
-def ablation_markdown(summary: list[dict], command: str, machine: str, notes: str) -> str:
-    """Markdown table: rows × (AP3D, APBEV) × (Easy, Moderate, Hard) as mean ± std."""
-    levels = ("Easy", "Mod.", "Hard")
-    header = ["Model", *[f"AP3D {lv}" for lv in levels], *[f"APBEV {lv}" for lv in levels],
-              "Seeds"]
-    lines = [
-        "# MonoTAKD ablation (Car, AP R40 in %, on the val split of the data below)", "",
-        f"- Command: `{command}`", f"- Machine: {machine}", f"- {notes}",
-        "- Cells: mean ± sample std over the seeds.", "",
-        "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-    ]
-    for entry in summary:
-        cells = [entry["title"]]
-        for metric in METRICS:
-            cells += [f"{m:.2f} ± {s:.2f}"
-                      for m, s in zip(entry["mean"][metric], entry["std"][metric], strict=True)]
-        cells.append(", ".join(str(s) for s in entry["seeds"]))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def train_config_path(args: argparse.Namespace, stage: str) -> Path:
     """``<dir>/<prefix><stage>.yaml``, e.g. config/train/kitti_r50_student.yaml."""
     folder = args.train_config_dir or default_config_dir() / "train"
     return folder / f"{args.train_config_prefix}{stage}.yaml"
 
 
-RESULT_FILE = "ablation_result.json"
-
-
 def train_overrides(args: argparse.Namespace) -> dict[str, object]:
     """TrainConfig fields the ablation sets on every stage."""
     overrides: dict[str, object] = {"data_cache": args.data_cache, "threads": args.threads,
-                                    "frozen_cache": args.frozen_cache, "resident": args.resident}
+                                    "frozen_cache": args.frozen_cache, "resident": args.resident,
+                                    "val_split": args.val_split}
     if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
-    if args.budget_min is not None:
-        overrides["val_interval"] = 0  # the plan counts one evaluation per row, after training
+    if args.val_max_frames:
+        overrides["val_max_frames"] = args.val_max_frames
+    if args.val_interval is not None:
+        overrides["val_interval"] = args.val_interval
+    elif args.budget_min is not None:
+        overrides["val_interval"] = 0  # the plan counts the evaluations after training only
     return overrides
 
 
-def _train_and_evaluate(row: AblationRow, seed: int, args: argparse.Namespace,
-                        seed_dir: Path, device: torch.device) -> ValidationResult:
+def check_splits(args: argparse.Namespace) -> None:
+    """Refuse a report split that is the selection split or shares frames with training."""
+    if args.report_split == args.val_split and not args.allow_report_on_selection_split:
+        raise ConfigError(
+            f"--report-split {args.report_split!r} is the split the checkpoints are chosen on "
+            f"(--val-split {args.val_split!r}): numbers reported there are biased upwards. "
+            "Report on a held-out split (e.g. 'test'), or pass "
+            "--allow-report-on-selection-split for old data without one")
+    kitti = KittiObjectDataset(args.data, "training")
+    report = set(kitti.frame_ids(args.report_split))
+    others = {args.val_split} if args.report_split != args.val_split else set()
+    others |= {load_train_config(train_config_path(args, stage)).train_split
+               for stage in ("teacher", "ta", "student")}
+    for split in sorted(others):
+        shared = sorted(report & set(kitti.frame_ids(split)))
+        if shared:
+            raise ConfigError(
+                f"{args.data}: report split {args.report_split!r} shares {len(shared)} frame(s) "
+                f"with {split!r} (e.g. {shared[:3]}); a KITTI test.txt lists testing/ frames, "
+                "which have no labels. Write a labelled held-out split (see docs/ablation.md)")
+
+
+def _scores(result: ValidationResult, split: str) -> SplitScores:
+    return SplitScores(split=split, ap3d_r40=result.ap3d_r40, apbev_r40=result.apbev_r40,
+                       num_frames=result.num_frames)
+
+
+def _scores_from_metrics(metrics: dict[str, float], split: str, num_frames: int
+                         ) -> SplitScores | None:
+    """The validation metrics a checkpoint stored, or None when it has none."""
+    try:
+        triples = {m: tuple(float(metrics[key.format(level)]) for level in
+                            ("easy", "moderate", "hard")) for m, key in _VAL_KEYS.items()}
+    except KeyError:
+        return None
+    return SplitScores(split=split, ap3d_r40=triples["ap3d_r40"],  # type: ignore[arg-type]
+                       apbev_r40=triples["apbev_r40"],  # type: ignore[arg-type]
+                       num_frames=num_frames)
+
+
+def chosen_checkpoint(run: RunDir) -> Path:
+    """The checkpoint selection picked: ``best`` when validation chose one, else ``last``."""
+    return run.best if run.best.exists() else run.last
+
+
+def _teachers(row: AblationRow, seed_dir: Path) -> tuple[Path | None, Path | None]:
+    """The teacher and TA checkpoints of this seed that the row's preset distils from."""
+    if row.stage != "student" or row.distill is None:
+        return None, None
+    preset = distill_preset(row.distill)  # type: ignore[arg-type]
+    teacher = chosen_checkpoint(RunDir(seed_dir / "teacher")) if preset.needs_teacher else None
+    assistant = chosen_checkpoint(RunDir(seed_dir / "ta")) if preset.needs_assistant else None
+    return teacher, assistant
+
+
+def _stored_result(path: Path, args: argparse.Namespace) -> RowResult | None:
+    """A row evaluated before on the same splits, else None (re-evaluated; training kept)."""
+    if not path.is_file():
+        return None
+    try:
+        stored = read_row_result(path)
+    except ConfigError as err:
+        LOG.warning("%s; re-evaluating the row", err)
+        return None
+    if (stored.report.split, stored.selection.split) != (args.report_split, args.val_split):
+        LOG.warning("%s: scored on %r (chosen on %r), now asked for %r (%r); re-evaluating", path,
+                    stored.report.split, stored.selection.split, args.report_split,
+                    args.val_split)
+        return None
+    return stored
+
+
+def train_and_evaluate(row: AblationRow, seed: int, args: argparse.Namespace, seed_dir: Path,
+                       device: torch.device) -> RowResult:
+    """Train (or continue) the row, choose its checkpoint on val, score it on the report split."""
     run = RunDir(seed_dir / row.key)
     result_file = run.root / RESULT_FILE
-    if result_file.is_file():
+    stored = _stored_result(result_file, args)
+    if stored is not None:
         LOG.info("seed %d: %s already evaluated (%s), kept", seed, row.title, result_file)
-        return result_from_json(result_file)
-    teacher = assistant = None
-    if row.stage == "student":
-        teacher, assistant = (_trained(RunDir(seed_dir / k)) for k in ("teacher", "ta"))
+        return stored
+    teacher, assistant = _teachers(row, seed_dir)
+    resumed = run.last.exists()
     request = StageRequest(
         stage=row.stage, model_config=args.model_config,
         train_config=train_config_path(args, row.stage), data=args.data, out=run.root,
         unlabeled_drives=tuple(args.unlabeled_drives) if row.stage == "student" else (),
         teacher=teacher, assistant=assistant, distill=row.distill,
-        resume=run.last.exists(), seed=seed, max_steps=args.max_steps, device=args.device,
+        resume=resumed, seed=seed, max_steps=args.max_steps, device=args.device,
         cache_dir=args.cache_dir, train_overrides=train_overrides(args),
         command=tuple(args.command))
     LOG.info("seed %d: %s -> %s", seed, row.title, run.root)
+    started_s = time.perf_counter()
     run_stage(request)
-    result = evaluate_checkpoint(run.last, row.stage, load_model_config(args.model_config),
-                                 args.data, args.val_split, device,
-                                 max_frames=args.val_max_frames)
-    result_file.write_text(json.dumps({m: list(getattr(result, m)) for m in METRICS}
-                                      | {"num_frames": result.num_frames}))
+    train_s = time.perf_counter() - started_s
+    checkpoint = chosen_checkpoint(run)
+    meta = load_checkpoint_meta(checkpoint)
+    model_cfg = load_model_config(args.model_config)
+    val_frames = len(KittiObjectDataset(args.data, "training").frame_ids(args.val_split))
+    selection = _scores_from_metrics(meta.metrics, args.val_split, min(
+        val_frames, args.val_max_frames or val_frames))
+    if selection is None:  # no validation during training: score the chosen one on val now
+        selection = _scores(evaluate_checkpoint(checkpoint, row.stage, model_cfg, args.data,
+                                                args.val_split, device,
+                                                max_frames=args.val_max_frames), args.val_split)
+    report = evaluate_checkpoint(checkpoint, row.stage, model_cfg, args.data, args.report_split,
+                                 device, max_frames=args.report_max_frames)
+    result = RowResult(report=_scores(report, args.report_split), selection=selection,
+                       checkpoint=checkpoint.name, step=meta.step,
+                       machine=machine_description(device), train_s=train_s,
+                       eval_s=time.perf_counter() - started_s - train_s, resumed=resumed)
+    write_row_result(result_file, result)
     return result
-
-
-def result_from_json(path: Path) -> ValidationResult:
-    """A row's stored evaluation (the AP triples; the full table is not kept)."""
-    try:
-        data = json.loads(path.read_text())
-        triples = {m: tuple(float(v) for v in data[m]) for m in METRICS}
-        return ValidationResult(ap3d_r40=triples["ap3d_r40"],  # type: ignore[arg-type]
-                                apbev_r40=triples["apbev_r40"],  # type: ignore[arg-type]
-                                num_frames=int(data["num_frames"]), table="")
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ConfigError(f"{path}: unreadable ablation result ({err}); delete it to rerun "
-                          "the row") from err
-
-
-def _trained(run: RunDir) -> Path:
-    """The checkpoint a student distils from: ``best`` when validation chose one."""
-    return run.best if run.best.exists() else run.last
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,7 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monotakd-ablation", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="KITTI object root")
     parser.add_argument("--out", type=Path, required=True, help="ablation folder")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
+    parser.add_argument("--rows", nargs="+", default=None, metavar="ROW",
+                        help=f"rows to run (default all: {' '.join(ROW_KEYS)}); the teacher "
+                             "and TA that the students' presets need are added")
     parser.add_argument("--model-config", type=Path, default=None,
                         help="model YAML (default: config/models/small.yaml)")
     parser.add_argument("--train-config-dir", type=Path, default=None,
@@ -213,8 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="YAML names are <prefix>teacher.yaml etc.; 'kitti_r50_' for the "
                              "paper configuration")
     parser.add_argument("--unlabeled-drives", type=Path, nargs="+", default=[])
-    parser.add_argument("--val-split", default="val")
+    parser.add_argument("--val-split", default="val",
+                        help="selection split: validation during training and the choice of "
+                             "the checkpoint (default val)")
     parser.add_argument("--val-max-frames", type=int, default=0)
+    parser.add_argument("--val-interval", type=int, default=None,
+                        help="validate every N steps during training (default: the train "
+                             "configs'; 0 with --budget-min): the curves to pick a budget from")
+    parser.add_argument("--report-split", default="test",
+                        help="split every reported number is computed on (default test)")
+    parser.add_argument("--report-max-frames", type=int, default=0)
+    parser.add_argument("--allow-report-on-selection-split", action="store_true",
+                        help="permit --report-split == --val-split (old data without a held-out "
+                             "split; the report says so)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="optimiser steps per stage (overrides the train configs; with "
                              "--budget-min an upper bound)")
@@ -243,7 +277,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def plan_to_budget(args: argparse.Namespace, device: torch.device) -> Plan:
+def _workload(rows: Sequence[AblationRow], args: argparse.Namespace, train_frames: int,
+              val_frames: int) -> Workload:
+    """Rows per seed and the frames evaluated per row (selection, if needed, and report)."""
+    spec_free = KittiObjectDataset(args.data, "training")
+    report_frames = len(spec_free.frame_ids(args.report_split))
+    if args.report_max_frames:
+        report_frames = min(report_frames, args.report_max_frames)
+    students = [r for r in rows if r.stage == "student"]
+    return Workload(teacher_rows=sum(r.key == "teacher" for r in rows),
+                    ta_rows=sum(r.key == "ta" for r in rows), student_rows=len(students),
+                    distilled_rows=sum(r.distill != "none" for r in students),
+                    train_frames=train_frames, val_frames=val_frames + report_frames,
+                    frozen_cache=args.frozen_cache != "off")
+
+
+def plan_to_budget(args: argparse.Namespace, rows: Sequence[AblationRow],
+                   device: torch.device) -> Plan:
     """Measure step times on the prepared split and fit steps and seeds to the budget."""
     model_cfg = load_model_config(args.model_config)
     cfg = load_train_config(train_config_path(args, "student"),
@@ -251,14 +301,16 @@ def plan_to_budget(args: argparse.Namespace, device: torch.device) -> Plan:
                                if k in ("batch_size", "threads")})
     calibration = calibrate(args.data, model_cfg, cfg, args.cache_dir, device, args.resident,
                             args.val_split, args.val_max_frames)
-    students = [r for r in ROWS if r.stage == "student"]
-    work = Workload(teacher_rows=1, ta_rows=1, student_rows=len(students),
-                    distilled_rows=sum(r.distill != "none" for r in students),
-                    train_frames=calibration.train_frames, val_frames=calibration.val_frames,
-                    frozen_cache=args.frozen_cache != "off")
-    plan = fit_plan(calibration.times, work, args.budget_min * 60, args.seeds, args.min_steps,
+    times = calibration.times
+    if args.val_interval:  # periodic validation: its cost spread over the steps between
+        per_step_s = calibration.val_frames * times.predict_frame_s / args.val_interval
+        times = dataclasses.replace(times, teacher_step_s=times.teacher_step_s + per_step_s,
+                                    ta_step_s=times.ta_step_s + per_step_s,
+                                    student_step_s=times.student_step_s + per_step_s)
+    work = _workload(rows, args, calibration.train_frames, calibration.val_frames)
+    plan = fit_plan(times, work, args.budget_min * 60, args.seeds, args.min_steps,
                     args.max_steps, spent_s=time.monotonic() - args.started_s)
-    LOG.info("%s", plan.describe(calibration.times, work))
+    LOG.info("%s", plan.describe(times, work))
     return plan
 
 
@@ -269,70 +321,53 @@ def run_ablation(args: argparse.Namespace, command: Sequence[str]) -> dict[str, 
     args.model_config = args.model_config or default_config_dir() / "models" / "small.yaml"
     args.cache_dir = args.cache_dir or (args.out / "cache" if args.data_cache
                                         else default_cache_dir())
+    rows = selected_rows(args.rows)
     for name in ("teacher", "ta", "student"):
         if not train_config_path(args, name).is_file():
             raise ConfigError(f"train config {train_config_path(args, name)} does not exist "
                               "(see --train-config-dir/--train-config-prefix)")
+    check_splits(args)
     device = resolve_device(args.device or "auto")
-    threads = choose_threads(args.threads, device)
-    args.threads = threads
-    LOG.info("device %s, %d torch thread(s) (%d CPUs), data %s, frozen targets %s", device,
-             threads, os.cpu_count() or 0, "prepared" if args.data_cache else "live",
-             args.frozen_cache if args.frozen_cache != "off" else "live")
-    results: dict[str, dict[int, ValidationResult]] = {}
+    args.threads = choose_threads(args.threads, device)
+    LOG.info("device %s, %d torch thread(s) (%d CPUs), data %s, frozen targets %s; rows %s; "
+             "chosen on %r, reported on %r", device, args.threads, os.cpu_count() or 0,
+             "prepared" if args.data_cache else "live",
+             args.frozen_cache if args.frozen_cache != "off" else "live",
+             [r.key for r in rows], args.val_split, args.report_split)
     if args.merge:
-        results = collected_results(args.out)
-    else:
-        if args.budget_min is not None:
-            if not args.data_cache:
-                raise ConfigError("--budget-min measures on the prepared split; drop "
-                                  "--no-data-cache")
-            plan = plan_to_budget(args, device)
-            args.max_steps, args.seeds = plan.steps, list(plan.seeds)
-        for seed in args.seeds:
-            for row in ROWS:
-                result = _train_and_evaluate(row, seed, args, args.out / f"seed_{seed}", device)
-                results.setdefault(row.key, {})[seed] = result
-                LOG.info("seed %d %s: AP3D R40 %s", seed, row.title, result.ap3d_r40)
-        if args.no_report:
-            return {}
-    return write_reports(args, results, machine_description(device))
+        return write_reports(args, collected_results(args.out, ROW_KEYS))
+    if args.budget_min is not None:
+        if not args.data_cache:
+            raise ConfigError("--budget-min measures on the prepared split; drop "
+                              "--no-data-cache")
+        plan = plan_to_budget(args, rows, device)
+        args.max_steps, args.seeds = plan.steps, list(plan.seeds)
+    results: Results = {}
+    for seed in args.seeds:
+        for row in rows:
+            result = train_and_evaluate(row, seed, args, args.out / f"seed_{seed}", device)
+            results.setdefault(row.key, {})[seed] = result
+            LOG.info("seed %d %s: %r AP3D R40 %s (step %d, %s)", seed, row.title,
+                     args.report_split, result.report.ap3d_r40, result.step, result.checkpoint)
+    if args.no_report:
+        return {}
+    return write_reports(args, results)
 
 
-def collected_results(out: Path) -> dict[str, dict[int, ValidationResult]]:
-    """Every ``seed_N/<row>/ablation_result.json`` under ``out``."""
-    results: dict[str, dict[int, ValidationResult]] = {}
-    for seed_dir in sorted(out.glob("seed_*")):
-        suffix = seed_dir.name.removeprefix("seed_")
-        if not suffix.isdigit():
-            continue
-        for row in ROWS:
-            path = seed_dir / row.key / RESULT_FILE
-            if path.is_file():
-                results.setdefault(row.key, {})[int(suffix)] = result_from_json(path)
-    if not results:
-        raise ConfigError(f"{out}: no seed_N/<row>/{RESULT_FILE} to merge")
-    return results
-
-
-def write_reports(args: argparse.Namespace, results: dict[str, dict[int, ValidationResult]],
-                  machine: str) -> dict[str, Path]:
-    """``ablation.md`` and ``ablation.json`` of ``results`` in ``args.out``."""
-    summary = summarise(results)
-    command_text = shlex.join(args.command)
+def write_reports(args: argparse.Namespace, results: Results) -> dict[str, Path]:
+    """``ablation.md``/``.json``, ``claim.png`` and the validation curves in ``args.out``."""
+    report_split, selection_split = check_one_protocol(results)
     steps = "the train configs'" if args.max_steps is None else str(args.max_steps)
-    notes = (f"Data: {args.data} (val split {args.val_split!r}); model config "
-             f"{args.model_config}; train configs {train_config_path(args, '<stage>')}; "
-             f"steps per stage: {steps}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    markdown = args.out / "ablation.md"
-    markdown.write_text(ablation_markdown(summary, command_text, machine, notes))
-    table = args.out / "ablation.json"
-    seeds = sorted({s for per_seed in results.values() for s in per_seed})
-    table.write_text(json.dumps({"command": command_text, "machine": machine, "notes": notes,
-                                 "seeds": seeds, "max_steps": args.max_steps,
-                                 "rows": summary}, indent=2) + "\n")
-    return {"markdown": markdown, "json": table}
+    notes = (f"Data: {args.data}; model config {args.model_config}; train configs "
+             f"{train_config_path(args, '<stage>')}; steps per stage: {steps}")
+    if report_split == selection_split:
+        notes += (f". **Reported on the selection split {report_split!r}: biased upwards, no "
+                  "held-out split**")
+    written = write_report_files(args.out, results, shlex.join(args.command), notes)
+    written["claim"] = write_claim_figure(args.out, results, report_split)
+    for path in write_validation_curves(args.out, selection_split):
+        written[path.stem] = path
+    return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -347,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         LOG.error("%s", err)
         return 2
     if written:
-        LOG.info("wrote %s and %s", written["markdown"], written["json"])
+        LOG.info("wrote %s", ", ".join(str(p) for p in written.values()))
     return 0
 
 
