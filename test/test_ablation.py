@@ -13,9 +13,9 @@ from training_fixtures import TINY_MODEL, TINY_TRAIN, write_tiny_kitti, write_ya
 from monotakd_ros.errors import ConfigError
 from monotakd_ros.models.config import load_model_config
 from monotakd_ros.training.ablation import build_parser, check_splits, run_ablation
-from monotakd_ros.training.ablation_report import ablation_json, ablation_markdown
+from monotakd_ros.training.ablation_report import ablation_json, ablation_markdown, compare
 from monotakd_ros.training.ablation_results import RowResult, SplitScores
-from monotakd_ros.training.ablation_rows import ROW_KEYS, selected_rows
+from monotakd_ros.training.ablation_rows import FACTORIAL, ROW_KEYS, selected_rows
 from monotakd_ros.training.logging_utils import read_csv_rows
 from monotakd_ros.training.validation import evaluate_checkpoint
 
@@ -70,6 +70,9 @@ def test_report_split_must_be_held_out(env: dict, tmp_path: Path) -> None:
     write_ids(leaky, "test", ["000000", "000001"])
     with pytest.raises(ConfigError, match="'test' shares 2 frame\\(s\\) with 'train'"):
         check_splits(build_parser().parse_args(argv_for({**env, "data": leaky}, tmp_path)))
+    write_ids(leaky, "test", [])  # what --test-fraction 0 writes
+    with pytest.raises(ConfigError, match="report split 'test' lists no frames"):
+        check_splits(build_parser().parse_args(argv_for({**env, "data": leaky}, tmp_path)))
 
 
 def row_result(ap3d_moderate: float, machine: str = "M") -> RowResult:
@@ -113,6 +116,19 @@ def test_report_pairs_seeds_and_states_the_verdicts() -> None:
         "val", (1, 1, 1), (1, 1, 1), 4)})}}
     with pytest.raises(ConfigError, match="scored on different splits"):
         ablation_markdown(mixed, "cmd", "notes")
+
+
+def test_factorial_effects_by_hand() -> None:
+    cells = {"student_response": (1.0, 2.0), "student_imd": (3.0, 3.0),
+             "student_cmrd": (2.0, 2.0), "student_takd": (6.0, 5.0)}
+    results = {key: {seed: row_result(v) for seed, v in enumerate(values)}
+               for key, values in cells.items()}
+    effects = {item.comparison.key: item.stats.differences
+               for item in compare(results, FACTORIAL)["ap3d_r40"] if item.stats}
+    # Seed 0: IMD ((3 - 1) + (6 - 2)) / 2 = 3, CMRD ((2 - 1) + (6 - 3)) / 2 = 2,
+    # interaction (6 - 2) - (3 - 1) = 2; seed 1: 2, 1 and (5 - 2) - (3 - 2) = 2.
+    assert effects == {"main_imd": (3.0, 2.0), "main_cmrd": (2.0, 1.0),
+                       "interaction": (2.0, 2.0)}
 
 
 def png_shape(path: Path) -> tuple[int, ...]:

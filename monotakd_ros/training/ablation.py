@@ -114,6 +114,10 @@ def check_splits(args: argparse.Namespace) -> None:
             "--allow-report-on-selection-split for old data without one")
     kitti = KittiObjectDataset(args.data, "training")
     report = set(kitti.frame_ids(args.report_split))
+    if not report:
+        raise ConfigError(f"{args.data}: report split {args.report_split!r} lists no frames "
+                          "(generated with --test-fraction 0?); carve a labelled test split "
+                          "from val (see docs/ablation.md) or pass --report-split")
     others = {args.val_split} if args.report_split != args.val_split else set()
     others |= {load_train_config(train_config_path(args, stage)).train_split
                for stage in ("teacher", "ta", "student")}
@@ -357,7 +361,8 @@ def run_ablation(args: argparse.Namespace, command: Sequence[str]) -> dict[str, 
 def write_reports(args: argparse.Namespace, results: Results) -> dict[str, Path]:
     """``ablation.md``/``.json``, ``claim.png`` and the validation curves in ``args.out``."""
     report_split, selection_split = check_one_protocol(results)
-    steps = "the train configs'" if args.max_steps is None else str(args.max_steps)
+    steps = ("as recorded per row" if args.merge else "the train configs'"
+             if args.max_steps is None else str(args.max_steps))
     notes = (f"Data: {args.data}; model config {args.model_config}; train configs "
              f"{train_config_path(args, '<stage>')}; steps per stage: {steps}")
     if report_split == selection_split:

@@ -145,10 +145,13 @@ def row_table_lines(summary: Sequence[dict]) -> list[str]:
     return lines
 
 
-def per_seed_lines(summary: Sequence[dict], machines: Mapping[str, int]) -> list[str]:
+def per_seed_lines(summary: Sequence[dict], machines: Mapping[str, int],
+                   splits: tuple[str, str]) -> list[str]:
     """Every row × seed: chosen checkpoint and step, selection vs report AP3D Mod., time."""
-    lines = ["| Row | Seed | Checkpoint | Step | Selection AP3D Mod. | Report AP3D Mod. | "
-             "Train s | Eval s | Machine |", "|---|---|---|---|---|---|---|---|---|"]
+    report_split, selection_split = splits
+    lines = [f"| Row | Seed | Checkpoint | Step | AP3D Mod. on {selection_split!r} (selection) | "
+             f"AP3D Mod. on {report_split!r} (report) | Train s | Eval s | Machine |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for entry in summary:
         for seed, record in entry["per_seed"].items():
             resumed = " (resumed)" if record["resumed"] else ""
@@ -188,7 +191,8 @@ def ablation_markdown(results: Results, command: str, notes: str) -> str:
                   *comparison_lines(compared[metric][paired_count:]), ""]
     lines += [f"## Rows: mean ± std over seeds, {report_split!r} split", "",
               *row_table_lines(summary), "",
-              "## Per row and seed", "", *per_seed_lines(summary, machines)]
+              "## Per row and seed", "",
+              *per_seed_lines(summary, machines, (report_split, selection_split))]
     return "\n".join(lines) + "\n"
 
 
