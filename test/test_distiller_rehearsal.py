@@ -13,6 +13,7 @@ from helpers_kitti_raw import write_synthetic_drive
 from training_fixtures import write_tiny_kitti
 
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
+from monotakd_ros.data.kitti.raw_mapping import LeakGuardConfig
 from monotakd_ros.distiller.rehearsal import LabelledReplay
 from monotakd_ros.distiller.run_config import DistillerConfig
 from monotakd_ros.distiller.session import DistillSession, build_student_stage
@@ -82,7 +83,8 @@ def test_replay_settings_go_together(env: dict[str, Path], tmp_path: Path) -> No
 
 def test_every_config_field_is_a_node_parameter_and_the_cli_sets_them(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fields = {f.name for f in dataclasses.fields(DistillerConfig)} - {"train"}
+    fields = {f.name for f in dataclasses.fields(DistillerConfig)} - {"train", "leak_guard"}
+    fields |= {f"leak_guard.{f.name}" for f in dataclasses.fields(LeakGuardConfig)}
     declared = {spec.name for spec in PARAMETERS}
     assert fields <= declared, sorted(fields - declared)
     monkeypatch.chdir(tmp_path)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from monotakd_ros.bags import kitti_layout as layout
 from monotakd_ros.configuration import bounded, check_fields, dataclass_from_dotted, described
+from monotakd_ros.data.kitti.raw_mapping import LeakGuardConfig
 from monotakd_ros.errors import ConfigError
 from monotakd_ros.training.config import TrainConfig
 
@@ -43,6 +44,8 @@ TRAIN_PARAMETER_HELP = {
     "train.seed": "seed of the student's initial weights",
     "train.distill": "distillation preset (distill/config.py)",
     "train.distill_overrides": "loss setting over the preset",
+    "train.freeze_bn": "keep the student's BatchNorm running statistics (eval mode) while its "
+                       "weights train",
 }
 
 
@@ -102,10 +105,17 @@ class DistillerConfig:
                                     "labelled_data; empty: every frame")
     labelled_per_step: int = bounded(0, ge=0, help="labelled frames added to every step; > 0 "
                                      "with labelled_data")
+    leak_guard: LeakGuardConfig = field(default_factory=LeakGuardConfig)  # bags named by drive
     train: TrainConfig = field(default_factory=distill_train_defaults)
 
     def __post_init__(self) -> None:
         check_fields(self, "distiller")
+        if self.train.leak_guard != LeakGuardConfig():
+            raise ConfigError("train.leak_guard: the distiller reads leak_guard.* (top level); "
+                              "train.leak_guard is monotakd-train's")
+        if self.train.hidden_label_split:
+            raise ConfigError("train.hidden_label_split: monotakd-train only; the distiller "
+                              "learns from bags (labelled_data replays labelled frames)")
         if self.mode == "bag" and not self.bags:
             raise ConfigError("bags: bag mode needs at least one bag path")
         if (self.labelled_data is None) != (self.labelled_per_step == 0):

@@ -5,12 +5,14 @@ The node (both modes) and the bench drive this object; it owns no ROS and no thr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monotakd_ros.data.kitti.raw_mapping import guarded_drives
 from monotakd_ros.distiller.bag_mode import (
     ProgressCallback,
     StopCheck,
@@ -73,6 +75,14 @@ def build_student_stage(config: DistillerConfig) -> Stage:
     return stage
 
 
+def object_root_of(config: DistillerConfig) -> Path | None:
+    """The KITTI object root whose ImageSets name the held-out splits: labelled, else eval."""
+    for root in (config.labelled_data, config.eval_data):
+        if root is not None and (Path(root) / "ImageSets").is_dir():
+            return Path(root)
+    return None
+
+
 class DistillSession:
     """Owns the engine of one run and the evaluations around it."""
 
@@ -83,6 +93,12 @@ class DistillSession:
             raise ConfigError(f"{self.run.checkpoints}: this run folder already has a "
                               "checkpoint; set resume to continue it or choose another out_dir")
         resume_from = resume_checkpoint(self.run) if config.resume else None
+        if config.mode == "bag" and config.leak_guard.mapping_file is not None:
+            config = self.config = dataclasses.replace(config, bags=tuple(
+                guarded_drives(config.bags, config.leak_guard, object_root_of(config))))
+            if not config.bags:
+                raise ConfigError("bags: the leak guard skipped every bag (each holds "
+                                  "held-out frames)")
         self.calib: CameraCalib | None = (calib_from_file(config.calib_file)
                                           if config.calib_file is not None else None)
         self.topics = topic_overrides(config.image_topic, config.camera_info_topic,

@@ -15,6 +15,7 @@ from monotakd_ros.configuration import (
     load_yaml_mapping,
 )
 from monotakd_ros.data.augment import AugmentConfig
+from monotakd_ros.data.kitti.raw_mapping import LeakGuardConfig
 from monotakd_ros.distill.config import (
     DetectionLossWeights,
     DistillConfig,
@@ -90,6 +91,8 @@ class TrainConfig:
     # frames of this ImageSets split (or split file) of the training data join the training
     # set with their labels hidden (student stage: distillation terms only on them); "" = none
     hidden_label_split: str = ""
+    # raw drives holding held-out (val/test) object frames are refused or skipped
+    leak_guard: LeakGuardConfig = field(default_factory=LeakGuardConfig)
 
     def __post_init__(self) -> None:
         check_fields(self, "train")

@@ -21,6 +21,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from monotakd_ros.data.augment import AugmentConfig
 from monotakd_ros.data.batch import FrameBatch, FrameSample, collate_frames
 from monotakd_ros.data.datasets import KittiFrameDataset, RawDriveFrameDataset
+from monotakd_ros.data.kitti.raw_mapping import guarded_drives
 from monotakd_ros.data.prepared.batches import PreparedFrames, draw_augmentation, resident_bytes
 from monotakd_ros.data.prepared.split_store import SplitSource, prepared_split
 from monotakd_ros.data.prepared.store import format_bytes
@@ -269,6 +270,7 @@ def build_stage_data(stage: Stage, data_root: Path, unlabeled_drives: Sequence[P
                      cfg: TrainConfig, ctx: DistContext,
                      cache_dir: Path | None) -> TrainLoader | PreparedTrainLoader:
     """Live loader, or the prepared split (``data_cache``) plus cached frozen targets."""
+    unlabeled_drives = guarded_drives(unlabeled_drives, cfg.leak_guard, data_root)
     if cfg.hidden_label_split and stage.name != "student":
         raise ConfigError(f"train.hidden_label_split: only the student stage learns from "
                           f"frames without labels, not {stage.name!r}")
