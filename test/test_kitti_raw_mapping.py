@@ -58,7 +58,7 @@ def test_devkit_mapping_and_order_give_each_object_frame_its_drive(kitti: dict) 
 
 
 def test_a_drive_holding_a_val_frame_is_refused_naming_drive_and_frame(kitti: dict) -> None:
-    guard = LeakGuardConfig(mapping_file=kitti["mapping"], order_file=kitti["order"])
+    guard = LeakGuardConfig(mapping_file=str(kitti["mapping"]), order_file=str(kitti["order"]))
     with pytest.raises(DatasetError, match=r"drive_0002_sync: raw drive 2011_09_26_drive_0002 "
                                            r"holds held-out object frame 000003"):
         guarded_drives(_drives(kitti["root"]), guard, kitti["root"])
@@ -74,9 +74,9 @@ def test_a_drive_holding_a_val_frame_is_refused_naming_drive_and_frame(kitti: di
 
 def test_skip_leaves_leaking_drives_out_and_logs_the_count(
         kitti: dict, caplog: pytest.LogCaptureFixture) -> None:
-    guard = LeakGuardConfig(mapping_file=kitti["mapping"], order_file=kitti["order"],
+    guard = LeakGuardConfig(mapping_file=str(kitti["mapping"]), order_file=str(kitti["order"]),
                             held_out_splits=("val", str(kitti["root"] / "ImageSets/test.txt")),
-                            splits_root=kitti["root"], on_leak="skip")
+                            splits_root=str(kitti["root"]), on_leak="skip")
     with caplog.at_level(logging.WARNING):
         kept = guarded_drives(_drives(kitti["root"]), guard, None)
     assert kept == _drives(kitti["root"])[:1]
@@ -92,18 +92,18 @@ def test_bad_inputs_name_the_file_and_value(kitti: dict, tmp_path: Path) -> None
     order.write_text("1,9\n")
     with pytest.raises(DatasetError, match=r"rand.txt: entry '9' is not a line number .*1..4"):
         object_frame_drives(kitti["mapping"], order)
-    guard = LeakGuardConfig(mapping_file=kitti["mapping"])
+    guard = LeakGuardConfig(mapping_file=str(kitti["mapping"]))
     with pytest.raises(DatasetError, match="cannot tell which KITTI raw drive"):
         guarded_drives([tmp_path / "my_drive"], guard, kitti["root"])
     with pytest.raises(DatasetError, match="ImageSets/val.txt does not exist"):
         guarded_drives(_drives(kitti["root"]), guard, tmp_path / "elsewhere")
     with pytest.raises(ConfigError, match="order_file needs leak_guard.mapping_file"):
-        LeakGuardConfig(order_file=kitti["order"])
+        LeakGuardConfig(order_file=str(kitti["order"]))
 
 
 def test_monotakd_train_and_the_distiller_apply_the_guard(kitti: dict, tmp_path: Path) -> None:
     values = {"mapping_file": str(kitti["mapping"]), "order_file": str(kitti["order"])}
-    cfg = TrainConfig(leak_guard=LeakGuardConfig(**values))  # type: ignore[arg-type]
+    cfg = TrainConfig(leak_guard=LeakGuardConfig(**values))
     cpu = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     with pytest.raises(DatasetError, match="holds held-out object frame 000003"):
         build_stage_data(None, kitti["root"], _drives(kitti["root"]), cfg, cpu,  # type: ignore

@@ -93,7 +93,7 @@ class DistillSession:
             raise ConfigError(f"{self.run.checkpoints}: this run folder already has a "
                               "checkpoint; set resume to continue it or choose another out_dir")
         resume_from = resume_checkpoint(self.run) if config.resume else None
-        if config.mode == "bag" and config.leak_guard.mapping_file is not None:
+        if config.mode == "bag" and config.leak_guard.mapping_file:
             config = self.config = dataclasses.replace(config, bags=tuple(
                 guarded_drives(config.bags, config.leak_guard, object_root_of(config))))
             if not config.bags:

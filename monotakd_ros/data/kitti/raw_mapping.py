@@ -36,21 +36,22 @@ LeakAction = Literal["refuse", "skip"]
 class LeakGuardConfig:
     """Which raw drives to keep out of training because they hold held-out object frames."""
 
-    mapping_file: Path | None = described(
-        None, help="KITTI devkit train_mapping.txt (object frame -> raw drive); empty: off")
-    order_file: Path | None = described(
-        None, help="KITTI devkit train_rand.txt; empty: mapping line i + 1 is object frame i")
+    # Paths as strings, "" = not set: ROS parameters cannot be null, even nested ones.
+    mapping_file: str = described(
+        "", help="KITTI devkit train_mapping.txt (object frame -> raw drive); empty: off")
+    order_file: str = described(
+        "", help="KITTI devkit train_rand.txt; empty: mapping line i + 1 is object frame i")
     held_out_splits: tuple[str, ...] = described(
         ("val",), help="ImageSets names or split files of held-out object training frames")
-    splits_root: Path | None = described(
-        None, help="object set root whose ImageSets hold the split names; empty: the "
-        "training data root")
+    splits_root: str = described(
+        "", help="object set root whose ImageSets hold the split names; empty: the training "
+        "data root")
     on_leak: LeakAction = described("refuse", help="refuse: stop with an error; skip: leave "
                                     "such drives out and log how many")
 
     def __post_init__(self) -> None:
         check_fields(self, "leak_guard")
-        if self.order_file is not None and self.mapping_file is None:
+        if self.order_file and not self.mapping_file:
             raise ConfigError("leak_guard.order_file needs leak_guard.mapping_file")
 
 
@@ -105,7 +106,7 @@ def object_frame_drives(mapping_file: Path, order_file: Path | None = None) -> d
 
 def held_out_frame_ids(guard: LeakGuardConfig, data_root: Path | None) -> set[str]:
     """Frame ids of every held-out split (ImageSets names under the splits root, or files)."""
-    root = guard.splits_root or data_root
+    root = Path(guard.splits_root) if guard.splits_root else data_root
     ids: set[str] = set()
     for split in guard.held_out_splits:
         if split.endswith(".txt"):
@@ -124,9 +125,10 @@ def held_out_frame_ids(guard: LeakGuardConfig, data_root: Path | None) -> set[st
 def guarded_drives(drives: Sequence[Path], guard: LeakGuardConfig,
                    data_root: Path | None) -> list[Path]:
     """``drives`` without those that hold a held-out frame; refused (DatasetError) by default."""
-    if guard.mapping_file is None or not drives:
+    if not guard.mapping_file or not drives:
         return list(drives)
-    frame_drives = object_frame_drives(guard.mapping_file, guard.order_file)
+    frame_drives = object_frame_drives(Path(guard.mapping_file),
+                                       Path(guard.order_file) if guard.order_file else None)
     first_frame: dict[str, str] = {}
     for frame_id in sorted(held_out_frame_ids(guard, data_root)):
         if frame_id in frame_drives:
