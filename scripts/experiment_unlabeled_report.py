@@ -1,88 +1,92 @@
 """Fill the results section of docs/unlabeled_distillation.md from an experiment folder.
 
-Reads, per seed, ``seed_N/distill/eval_results.json`` (before / after distillation on the
-unlabelled bags) and the last row of ``seed_N/control/val_log.csv`` (the labelled control), and
-writes Car AP3D R40 Easy / Moderate / Hard with the changes as mean ± std over the seeds.
+Reads, per seed and protocol, the last row of ``seed_N/<protocol>/<arm>/val_log.csv`` (each arm
+is validated once, at its end, on ``arm_test``) and writes Car AP3D R40 Easy / Moderate / Hard
+per arm and seed, then the per-seed paired differences of AP3D Moderate against the control
+(and visible − hidden) with their mean, sample standard deviation (n − 1) and 95 % Student-t
+confidence interval.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import platform
 import statistics
 from pathlib import Path
 
 KEYS = tuple(f"car_ap3d_r40_{d}" for d in ("easy", "moderate", "hard"))
+PRIMARY = "car_ap3d_r40_moderate"
+ARMS = ("control", "hidden", "visible", "raw")
+PAIRS = (("hidden", "control"), ("visible", "control"), ("raw", "control"),
+         ("visible", "hidden"))
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+# Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom.
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
 
-def seed_results(run: Path) -> dict[str, dict]:
-    """Before / after / control metrics and the distillation report of one seed's folder."""
-    results = json.loads((run / "distill" / "eval_results.json").read_text())
-    seed = {"before": results["before"]["metrics"], "after": results["after"]["metrics"],
-            "report": results["report"]}
-    control_log = run / "control" / "val_log.csv"
-    if control_log.is_file():
-        with control_log.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        if rows:
-            seed["control"] = {k: float(rows[-1][k]) for k in KEYS}
-            seed["control_step"] = int(rows[-1]["step"])
-    return seed
+def final_metrics(run: Path) -> dict[str, float] | None:
+    """The last validation row of a run folder (None when it has none yet)."""
+    log = run / "val_log.csv"
+    if not log.is_file():
+        return None
+    with log.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return None
+    return {k: float(v) for k, v in rows[-1].items() if v not in ("", None) and k != "step"}
 
 
-def triple(metrics: dict[str, float]) -> str:
-    """Easy / Moderate / Hard cell."""
-    return " / ".join(f"{float(metrics[k]):.2f}" for k in KEYS)
+def paired_summary(differences: list[float]) -> tuple[float, float | None, str]:
+    """Mean, sample std (None for n < 2) and the 95 % t interval as text."""
+    mean = statistics.mean(differences)
+    if len(differences) < 2:
+        return mean, None, "n/a (one seed)"
+    std = statistics.stdev(differences)
+    df = len(differences) - 1
+    t = T_975[df - 1] if df <= len(T_975) else 1.96
+    half = t * std / len(differences) ** 0.5
+    return mean, std, f"[{mean - half:+.2f}, {mean + half:+.2f}]"
 
 
-def change(per_seed: list[dict], minuend: str, subtrahend: str) -> str:
-    """Mean ± population std over seeds of ``minuend - subtrahend``, per difficulty."""
-    cells = []
-    for key in KEYS:
-        values = [float(s[minuend][key]) - float(s[subtrahend][key]) for s in per_seed]
-        cells.append(f"{statistics.mean(values):+.2f} ± {statistics.pstdev(values):.2f}")
-    return " / ".join(cells)
+def protocol_section(out: Path, protocol: str, seeds: list[str]) -> list[str]:
+    """Markdown of one protocol: per-seed arms and the paired differences."""
+    results = {seed: {arm: final_metrics(out / f"seed_{seed}" / protocol / arm) for arm in ARMS}
+               for seed in seeds}
+    arms = [arm for arm in ARMS if any(results[s][arm] for s in seeds)]
+    lines = [f"**Protocol `{protocol}`**, Car AP3D R40 E / M / H on `arm_test`:", "",
+             "| seed | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
+    for seed in seeds:
+        cells = [" / ".join(f"{results[seed][arm][k]:.2f}" for k in KEYS)
+                 if results[seed][arm] else "—" for arm in arms]
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    lines += ["", "Paired differences of Car AP3D R40 Moderate (per seed; mean, sample std, "
+              "95 % t interval):", "", "| difference | per seed | mean | std | 95 % CI |",
+              "|---|---|---|---|---|"]
+    for a, b in PAIRS:
+        paired = [s for s in seeds if results[s][a] and results[s][b]]
+        if not paired:
+            continue
+        diffs = [results[s][a][PRIMARY] - results[s][b][PRIMARY] for s in paired]
+        mean, std, interval = paired_summary(diffs)
+        lines.append(f"| {a} − {b} | {', '.join(f'{d:+.2f}' for d in diffs)} | {mean:+.2f} | "
+                     f"{'n/a' if std is None else f'{std:.2f}'} | {interval} |")
+    return lines + [""]
 
 
-def results_section(out: Path, seeds: list[str], smoke: bool) -> str:
+def results_section(out: Path, seeds: list[str], protocols: list[str], smoke: bool,
+                    elapsed_s: float | None) -> str:
     """The markdown between the results markers."""
-    per_seed = [seed_results(out / f"seed_{seed}") for seed in seeds]
-    with_control = all("control" in s for s in per_seed)
-    header = "| seed | before (E / M / H) | after distillation | "
-    header += "labelled control | " if with_control else ""
-    header += "unlabelled frames | replayed labelled frames | steps | distill min | frames/s |"
-    rows = []
-    for seed, result in zip(seeds, per_seed, strict=True):
-        report = result["report"]
-        control = f" {triple(result['control'])} |" if with_control else ""
-        rows.append(f"| {seed} | {triple(result['before'])} | {triple(result['after'])} |"
-                    f"{control} {report['frames_used']} | "
-                    f"{report.get('labelled_frames_used', 0)} | {report['step']} | "
-                    f"{report['elapsed_s'] / 60:.1f} | {report['frames_per_s']:.2f} |")
-    run_kind = "SMOKE (tiny sizes, numbers meaningless)" if smoke else "full"
-    lines = [
-        BEGIN,
-        f"Run: {run_kind}; seeds {', '.join(seeds)}; machine {platform.platform()}, "
-        f"{os.cpu_count()} CPUs.",
-        "",
-        header,
-        "|" + "---|" * (header.count("|") - 1),
-        *rows,
-        "",
-        "- after − before (mean ± population std over seeds), E / M / H: "
-        f"**{change(per_seed, 'after', 'before')}**",
-    ]
-    if with_control:
-        lines += [
-            f"- labelled control − before: **{change(per_seed, 'control', 'before')}**",
-            f"- after − labelled control: **{change(per_seed, 'after', 'control')}**",
-        ]
-    lines.append(END)
-    return "\n".join(lines)
+    kind = "SMOKE (tiny sizes, numbers meaningless)" if smoke else "full"
+    wall = f"; wall time {elapsed_s / 60:.1f} min" if elapsed_s is not None else ""
+    lines = [BEGIN, f"Run: {kind}; seeds {', '.join(seeds)}; machine {platform.platform()}, "
+             f"{os.cpu_count()} CPUs{wall}.", ""]
+    for protocol in protocols:
+        lines += protocol_section(out, protocol, seeds)
+    return "\n".join(lines + [END])
 
 
 def main() -> None:
@@ -90,9 +94,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="experiment folder")
     parser.add_argument("--doc", type=Path, required=True, help="markdown file with the markers")
     parser.add_argument("--seeds", nargs="+", required=True)
+    parser.add_argument("--protocols", nargs="+", default=["joint"])
+    parser.add_argument("--elapsed-s", type=float, default=None)
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
-    section = results_section(args.out, args.seeds, args.smoke)
+    section = results_section(args.out, args.seeds, args.protocols, args.smoke, args.elapsed_s)
     text = args.doc.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
     args.doc.write_text(text[:start] + section + text[end:])

@@ -1,19 +1,28 @@
-r"""Short distillation variants on one seed of the unlabelled experiment, to find what hurts.
+r"""Helpers of the unlabelled-distillation experiment (scripts/experiment_unlabeled.sh).
 
-Each variant distils the seed's labelled student on the first ``--bags`` unlabelled bags of
-``RUN/bags`` and evaluates it before and after on ``--eval-frames`` frames of the labelled val
-split. A variant is ``NAME[,key=value...]``: keys are DistillConfig weights (imd_weight,
-cmrd_weight, response_cls_weight, ...), ``lr``, ``schedule`` (constant|cosine),
-``warmup_steps``, ``labelled_per_step`` (replay from --labelled-data) and ``freeze_bn`` (1: keep
-BatchNorm statistics fixed).
+``splits``: carve an object set's training frames into the experiment's disjoint ImageSets:
+``arm_labelled`` (labels used), ``arm_extra`` (the same scenes' extra frames, whose labels are
+hidden in the ``hidden`` arm and visible in the ``visible`` arm), ``arm_labelled_extra`` (both),
+``arm_val`` (checkpoint selection, tuning) and ``arm_test`` (reported numbers only).
 
-``--domain-check`` first compares the two data sources: mean image intensity by row band of the
-labelled frames and of the raw drives, and the teacher, TA and student evaluated on the val split
-and on the ground truth of one unlabelled bag.
+    python scripts/unlabeled_variants.py splits --data DIR --seed 0 --labelled 200 --extra 200 \
+        --val 100 --test 200
 
-    scripts/env.sh python scripts/unlabeled_variants.py --run runs/unlabeled/seed_0 \
-        --labelled-data data/synth_object --out runs/variants \
-        takd resp,imd_weight=0,cmrd_weight=0 lr0,lr=1e-12 replay,labelled_per_step=2
+``arm-config``: a train YAML from a base one plus ``key=value`` overrides (YAML values), e.g.
+``hidden_label_split=arm_extra freeze_bn=true``.
+
+``distill``: short distiller variants on one seed's bags (the diagnosis of the first release):
+each distils the seed's labelled student on the first ``--bags`` bags of ``RUN/bags`` and
+evaluates it before and after on ``--eval-frames`` frames of the labelled val split. A variant
+is ``NAME[,key=value...]``: keys are DistillConfig weights (imd_weight, cmrd_weight,
+response_cls_weight, ...), ``lr``, ``schedule`` (constant|cosine), ``warmup_steps``,
+``labelled_per_step`` (replay from --labelled-data) and ``freeze_bn`` (1: train.freeze_bn).
+``--domain-check`` first compares the two data sources (image intensity by row band; teacher,
+TA and student on the val split and on one bag's ground truth).
+
+    python scripts/unlabeled_variants.py distill --run runs/unlabeled/seed_0 \
+        --labelled-data data/synth_object --out runs/variants takd lr0,lr=1e-12 \
+        replay,labelled_per_step=2 freeze_bn,freeze_bn=1
 """
 
 from __future__ import annotations
@@ -28,18 +37,58 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-import torch.nn as nn
+import yaml
 
+from monotakd_ros.data.kitti.object_dataset import KittiObjectWriter, read_image_set
 from monotakd_ros.distiller.evaluation import evaluate_student
 from monotakd_ros.distiller.run_config import distiller_config_from_values
 from monotakd_ros.distiller.session import DistillSession
+from monotakd_ros.errors import DatasetError
 from monotakd_ros.models.config import load_model_config
+from monotakd_ros.training.config import load_train_config
 from monotakd_ros.training.data_loading import input_spec_for
 from monotakd_ros.training.stages import load_trained_stage
 
 KEYS = ("car_ap3d_r40_easy", "car_ap3d_r40_moderate", "car_ap3d_r40_hard",
         "car_apbev_r40_moderate")
 TRAIN_KEYS = {"lr": float, "schedule": str, "warmup_steps": int}
+ARM_SPLITS = ("arm_labelled", "arm_extra", "arm_val", "arm_test")
+
+
+def arm_splits(frame_ids: list[str], seed: int, sizes: dict[str, int]) -> dict[str, list[str]]:
+    """Disjoint splits of ``frame_ids`` of the given sizes, drawn with ``seed``; plus the union."""
+    needed = sum(sizes.values())
+    if needed > len(frame_ids):
+        raise DatasetError(f"the object set has {len(frame_ids)} training frames; the splits "
+                           f"{sizes} need {needed}")
+    order = np.random.default_rng([seed, 18]).permutation(len(frame_ids))
+    splits, start = {}, 0
+    for name in ARM_SPLITS:
+        splits[name] = sorted(frame_ids[i] for i in order[start:start + sizes[name]])
+        start += sizes[name]
+    splits["arm_labelled_extra"] = sorted(splits["arm_labelled"] + splits["arm_extra"])
+    return splits
+
+
+def write_splits(args: argparse.Namespace) -> None:
+    """``splits`` subcommand: write the experiment's ImageSets into the object set."""
+    ids = read_image_set(args.data / "ImageSets" / "trainval.txt")
+    sizes = dict(zip(ARM_SPLITS, (args.labelled, args.extra, args.val, args.test), strict=True))
+    splits = arm_splits(ids, args.seed, sizes)
+    KittiObjectWriter(args.data, "training").write_image_sets(splits)
+    print(" ".join(f"{name}={len(ids)}" for name, ids in splits.items()))
+
+
+def write_arm_config(args: argparse.Namespace) -> None:
+    """``arm-config`` subcommand: base train YAML + overrides, validated by the strict loader."""
+    data = yaml.safe_load(args.base.read_text())
+    train = data["train"] if set(data) == {"train"} else data
+    for item in args.overrides:
+        key, _, value = item.partition("=")
+        train[key] = yaml.safe_load(value)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(yaml.safe_dump({"train": train}, sort_keys=False))
+    load_train_config(args.out)  # fails here, naming the key, rather than in the trainer
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
@@ -57,7 +106,7 @@ def run_variant(name: str, settings: dict[str, Any], args: argparse.Namespace) -
     settings = dict(settings)
     freeze_bn = bool(settings.pop("freeze_bn", 0))
     per_step = int(settings.pop("labelled_per_step", 0))
-    train = {"device": "cpu", "seed": args.seed, "ckpt_interval": 0,
+    train = {"device": "cpu", "seed": args.seed, "ckpt_interval": 0, "freeze_bn": freeze_bn,
              **{k: settings.pop(k) for k in list(settings) if k in TRAIN_KEYS},
              "distill_overrides": settings}
     out = args.out / name
@@ -72,9 +121,6 @@ def run_variant(name: str, settings: dict[str, Any], args: argparse.Namespace) -
     if per_step:
         values.update(labelled_data=str(args.labelled_data), labelled_per_step=per_step)
     session = DistillSession(distiller_config_from_values(values))
-    if freeze_bn:  # eval() on BatchNorm only: statistics stay those of the labelled training
-        session.stage.model.apply(
-            lambda m: m.eval() if isinstance(m, nn.modules.batchnorm._BatchNorm) else None)
     session.run_bags(show_bar=False)
     summary = session.finish()
     return {"before": {k: summary.eval_before["metrics"][k] for k in KEYS},
@@ -109,18 +155,8 @@ def domain_check(args: argparse.Namespace) -> None:
               f"({args.eval_frames or 'all'} frames each)", flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", type=Path, required=True, help="experiment seed folder")
-    parser.add_argument("--labelled-data", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--bags", type=int, default=2)
-    parser.add_argument("--eval-frames", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model-config", type=Path, default=Path("config/models/small.yaml"))
-    parser.add_argument("--domain-check", action="store_true")
-    parser.add_argument("variants", nargs="*")
-    args = parser.parse_args()
+def distill_variants(args: argparse.Namespace) -> None:
+    """``distill`` subcommand: the domain check and the distiller variants."""
     logging.basicConfig(level=logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.domain_check:
@@ -132,6 +168,39 @@ def main() -> None:
         cells = lambda m: " / ".join(f"{m[k]:.2f}" for k in KEYS)  # noqa: E731
         print(f"{name}: AP3D E/M/H / APBEV M before {cells(result['before'])} -> after "
               f"{cells(result['after'])} ({result['steps']} steps)", flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The three subcommands."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    splits = sub.add_parser("splits", help="write the experiment's ImageSets")
+    splits.add_argument("--data", type=Path, required=True, help="synthetic object set")
+    splits.add_argument("--seed", type=int, default=0)
+    for name in ("labelled", "extra", "val", "test"):
+        splits.add_argument(f"--{name}", type=int, required=True, help=f"arm_{name} frames")
+    arm = sub.add_parser("arm-config", help="train YAML of one arm")
+    arm.add_argument("--base", type=Path, required=True)
+    arm.add_argument("--out", type=Path, required=True)
+    arm.add_argument("overrides", nargs="*", help="key=value (YAML value)")
+    distill = sub.add_parser("distill", help="distiller variants on one seed's bags")
+    distill.add_argument("--run", type=Path, required=True, help="experiment seed folder")
+    distill.add_argument("--labelled-data", type=Path, required=True)
+    distill.add_argument("--out", type=Path, required=True)
+    distill.add_argument("--bags", type=int, default=2)
+    distill.add_argument("--eval-frames", type=int, default=60)
+    distill.add_argument("--seed", type=int, default=0)
+    distill.add_argument("--model-config", type=Path,
+                         default=Path("config/models/small.yaml"))
+    distill.add_argument("--domain-check", action="store_true")
+    distill.add_argument("variants", nargs="*")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    {"splits": write_splits, "arm-config": write_arm_config,
+     "distill": distill_variants}[args.command](args)
 
 
 if __name__ == "__main__":

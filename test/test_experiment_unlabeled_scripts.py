@@ -1,0 +1,68 @@
+"""The unlabelled experiment's helpers: disjoint arm splits, arm configs, paired statistics."""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from monotakd_ros.errors import ConfigError, DatasetError
+from monotakd_ros.training.config import load_train_config
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_arm_splits_are_disjoint_of_the_asked_sizes_and_reproducible() -> None:
+    tools = _script("unlabeled_variants")
+    ids = [f"{i:06d}" for i in range(30)]
+    sizes = {"arm_labelled": 8, "arm_extra": 8, "arm_val": 4, "arm_test": 6}
+    splits = tools.arm_splits(ids, 3, sizes)
+    assert {k: len(v) for k, v in splits.items()} == {**sizes, "arm_labelled_extra": 16}
+    named = [set(splits[k]) for k in sizes]
+    assert len(set().union(*named)) == sum(sizes.values())  # no frame in two splits
+    assert set(splits["arm_labelled_extra"]) == named[0] | named[1]
+    assert tools.arm_splits(ids, 3, sizes) == splits
+    assert tools.arm_splits(ids, 4, sizes) != splits
+    with pytest.raises(DatasetError, match="has 30 training frames.*need 31"):
+        tools.arm_splits(ids, 3, {**sizes, "arm_test": 11})
+
+
+def test_arm_config_overrides_a_base_and_is_checked_by_the_strict_loader(
+        tmp_path: Path) -> None:
+    tools = _script("unlabeled_variants")
+    parser = tools.build_parser()
+    base = SCRIPTS.parent / "config" / "train" / "student_finetune.yaml"
+    out = tmp_path / "hidden.yaml"
+    tools.write_arm_config(parser.parse_args([
+        "arm-config", "--base", str(base), "--out", str(out), "train_split=arm_labelled",
+        "hidden_label_split=arm_extra", "freeze_bn=true", "batch_size=4"]))
+    cfg = load_train_config(out)
+    assert (cfg.train_split, cfg.hidden_label_split, cfg.freeze_bn, cfg.batch_size, cfg.lr) == (
+        "arm_labelled", "arm_extra", True, 4, 2e-4)
+    with pytest.raises(ConfigError, match="freeze_bn"):
+        tools.write_arm_config(parser.parse_args([
+            "arm-config", "--base", str(base), "--out", str(out), "freeze_bn=maybe"]))
+
+
+def test_paired_summary_mean_sample_std_and_t_interval() -> None:
+    report = _script("experiment_unlabeled_report")
+    diffs = [0.5, -3.06, -0.82]
+    mean, std, interval = report.paired_summary(diffs)
+    assert mean == pytest.approx(-1.1267, abs=1e-4)
+    assert std == pytest.approx(statistics.stdev(diffs))  # n - 1, not the population std
+    half = 4.303 * std / 3 ** 0.5  # t(0.975, 2 df)
+    assert interval == f"[{mean - half:+.2f}, {mean + half:+.2f}]"
+    assert report.paired_summary([1.0]) == (1.0, None, "n/a (one seed)")
