@@ -4,7 +4,7 @@ Reads, per seed and protocol, the last row of ``seed_N/<protocol>/<arm>/val_log.
 is validated once, at its end, on ``arm_test``) and writes Car AP3D R40 Easy / Moderate / Hard
 per arm and seed, then the per-seed paired differences of AP3D Moderate against the control
 (and visible − hidden) with their mean, sample standard deviation (n − 1) and 95 % Student-t
-confidence interval.
+confidence interval: for Car, and for every other class whose AP3D Moderate the logs carry.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 
 KEYS = tuple(f"car_ap3d_r40_{d}" for d in ("easy", "moderate", "hard"))
-PRIMARY = "car_ap3d_r40_moderate"
+MODERATE = "_ap3d_r40_moderate"
 ARMS = ("control", "hidden", "visible", "raw")
 PAIRS = (("hidden", "control"), ("visible", "control"), ("raw", "control"),
          ("visible", "hidden"))
@@ -63,18 +63,27 @@ def protocol_section(out: Path, protocol: str, seeds: list[str]) -> list[str]:
         cells = [" / ".join(f"{results[seed][arm][k]:.2f}" for k in KEYS)
                  if results[seed][arm] else "—" for arm in arms]
         lines.append(f"| {seed} | " + " | ".join(cells) + " |")
-    lines += ["", "Paired differences of Car AP3D R40 Moderate (per seed; mean, sample std, "
-              "95 % t interval):", "", "| difference | per seed | mean | std | 95 % CI |",
-              "|---|---|---|---|---|"]
-    for a, b in PAIRS:
-        paired = [s for s in seeds if results[s][a] and results[s][b]]
-        if not paired:
-            continue
-        diffs = [results[s][a][PRIMARY] - results[s][b][PRIMARY] for s in paired]
-        mean, std, interval = paired_summary(diffs)
-        lines.append(f"| {a} − {b} | {', '.join(f'{d:+.2f}' for d in diffs)} | {mean:+.2f} | "
-                     f"{'n/a' if std is None else f'{std:.2f}'} | {interval} |")
+    lines += ["", "Paired differences of AP3D R40 Moderate (per seed; mean, sample std, "
+              "95 % t interval):", "", "| class | difference | per seed | mean | std | 95 % CI |",
+              "|---|---|---|---|---|---|"]
+    for key in moderate_keys([m for s in seeds for m in results[s].values() if m]):
+        for a, b in PAIRS:
+            paired = [s for s in seeds if results[s][a] and results[s][b]]
+            if not paired:
+                continue
+            diffs = [results[s][a][key] - results[s][b][key] for s in paired]
+            mean, std, interval = paired_summary(diffs)
+            lines.append(f"| {key.removesuffix(MODERATE).capitalize()} | {a} − {b} | "
+                         f"{', '.join(f'{d:+.2f}' for d in diffs)} | {mean:+.2f} | "
+                         f"{'n/a' if std is None else f'{std:.2f}'} | {interval} |")
     return lines + [""]
+
+
+def moderate_keys(runs: list[dict[str, float]]) -> list[str]:
+    """``<class>_ap3d_r40_moderate`` columns every run has, Car first."""
+    common = set.intersection(*(set(run) for run in runs)) if runs else set()
+    keys = sorted(k for k in common if k.endswith(MODERATE))
+    return sorted(keys, key=lambda k: k != "car" + MODERATE)
 
 
 def results_section(out: Path, seeds: list[str], protocols: list[str], smoke: bool,

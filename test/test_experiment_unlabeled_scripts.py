@@ -66,3 +66,25 @@ def test_paired_summary_mean_sample_std_and_t_interval() -> None:
     half = 4.303 * std / 3 ** 0.5  # t(0.975, 2 df)
     assert interval == f"[{mean - half:+.2f}, {mean + half:+.2f}]"
     assert report.paired_summary([1.0]) == (1.0, None, "n/a (one seed)")
+
+
+def test_report_pairs_arms_per_seed_for_every_logged_class(tmp_path: Path) -> None:
+    report = _script("experiment_unlabeled_report")
+    moderate = {"control": (10.0, 2.0), "hidden": (11.5, 2.5), "visible": (13.0, 4.0)}
+    for seed, shift in (("0", 0.0), ("1", 1.0)):
+        for arm, (car, ped) in moderate.items():
+            run = tmp_path / f"seed_{seed}" / "joint" / arm
+            run.mkdir(parents=True)
+            hidden_seed_1 = 2.0 if (arm, seed) == ("hidden", "1") else 0.0
+            run.joinpath("val_log.csv").write_text(
+                "step,car_ap3d_r40_easy,car_ap3d_r40_moderate,car_ap3d_r40_hard,"
+                "pedestrian_ap3d_r40_moderate\n1,0,0,0,0\n"
+                f"9,20,{car + shift + hidden_seed_1},5,{ped}\n")
+    text = report.results_section(tmp_path, ["0", "1"], ["joint"], smoke=False, elapsed_s=60)
+    # hidden - control: seed 0 +1.5, seed 1 +3.5 (mean 2.5, sample std 1.41)
+    half = 12.706 * 2 ** 0.5 / 2 ** 0.5
+    assert (f"| Car | hidden − control | +1.50, +3.50 | +2.50 | 1.41 | "
+            f"[{2.5 - half:+.2f}, {2.5 + half:+.2f}] |") in text
+    assert "| Pedestrian | visible − hidden | +1.50, +1.50 | +1.50 | 0.00 |" in text
+    assert "| 1 | 20.00 / 11.00 / 5.00 | 20.00 / 14.50 / 5.00 | 20.00 / 14.00 / 5.00 |" in text
+    assert "raw − control" not in text  # no raw arm was run
