@@ -13,8 +13,9 @@ import argparse
 import csv
 import os
 import platform
-import statistics
 from pathlib import Path
+
+from monotakd_ros.eval.paired import PairedStats, paired_stats
 
 KEYS = tuple(f"car_ap3d_r40_{d}" for d in ("easy", "moderate", "hard"))
 MODERATE = "_ap3d_r40_moderate"
@@ -22,10 +23,6 @@ ARMS = ("control", "hidden", "visible", "raw")
 PAIRS = (("hidden", "control"), ("visible", "control"), ("raw", "control"),
          ("visible", "hidden"))
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-# Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom.
-T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
 
 def final_metrics(run: Path) -> dict[str, float] | None:
@@ -40,16 +37,14 @@ def final_metrics(run: Path) -> dict[str, float] | None:
     return {k: float(v) for k, v in rows[-1].items() if v not in ("", None) and k != "step"}
 
 
-def paired_summary(differences: list[float]) -> tuple[float, float | None, str]:
-    """Mean, sample std (None for n < 2) and the 95 % t interval as text."""
-    mean = statistics.mean(differences)
-    if len(differences) < 2:
-        return mean, None, "n/a (one seed)"
-    std = statistics.stdev(differences)
-    df = len(differences) - 1
-    t = T_975[df - 1] if df <= len(T_975) else 1.96
-    half = t * std / len(differences) ** 0.5
-    return mean, std, f"[{mean - half:+.2f}, {mean + half:+.2f}]"
+def paired_row(label: str, stats: PairedStats) -> str:
+    """One table row: per-seed differences, mean, sample std, 95 % t interval, verdict."""
+    if stats.n < 2:
+        std, interval = "n/a", "n/a (one seed)"
+    else:
+        std, interval = f"{stats.std:.2f}", f"[{stats.ci_low:+.2f}, {stats.ci_high:+.2f}]"
+    return (f"| {label} | {', '.join(f'{d:+.2f}' for d in stats.differences)} | "
+            f"{stats.mean:+.2f} | {std} | {interval} | {stats.verdict} |")
 
 
 def protocol_section(out: Path, protocol: str, seeds: list[str]) -> list[str]:
@@ -64,18 +59,18 @@ def protocol_section(out: Path, protocol: str, seeds: list[str]) -> list[str]:
                  if results[seed][arm] else "—" for arm in arms]
         lines.append(f"| {seed} | " + " | ".join(cells) + " |")
     lines += ["", "Paired differences of AP3D R40 Moderate (per seed; mean, sample std, "
-              "95 % t interval):", "", "| class | difference | per seed | mean | std | 95 % CI |",
-              "|---|---|---|---|---|---|"]
+              "95 % t interval; \"> 0 holds\" only when the whole interval is above 0):", "",
+              "| class | difference | per seed | mean | std | 95 % CI | > 0 |",
+              "|---|---|---|---|---|---|---|"]
     for key in moderate_keys([m for s in seeds for m in results[s].values() if m]):
         for a, b in PAIRS:
             paired = [s for s in seeds if results[s][a] and results[s][b]]
             if not paired:
                 continue
-            diffs = [results[s][a][key] - results[s][b][key] for s in paired]
-            mean, std, interval = paired_summary(diffs)
-            lines.append(f"| {key.removesuffix(MODERATE).capitalize()} | {a} − {b} | "
-                         f"{', '.join(f'{d:+.2f}' for d in diffs)} | {mean:+.2f} | "
-                         f"{'n/a' if std is None else f'{std:.2f}'} | {interval} |")
+            stats = paired_stats({int(s): results[s][a][key] - results[s][b][key]
+                                  for s in paired})
+            lines.append(paired_row(f"{key.removesuffix(MODERATE).capitalize()} | {a} − {b}",
+                                    stats))
     return lines + [""]
 
 

@@ -57,15 +57,19 @@ def test_arm_config_overrides_a_base_and_is_checked_by_the_strict_loader(
             "arm-config", "--base", str(base), "--out", str(out), "freeze_bn=maybe"]))
 
 
-def test_paired_summary_mean_sample_std_and_t_interval() -> None:
+def test_paired_rows_use_the_sample_std_and_the_t_interval() -> None:
     report = _script("experiment_unlabeled_report")
-    diffs = [0.5, -3.06, -0.82]
-    mean, std, interval = report.paired_summary(diffs)
-    assert mean == pytest.approx(-1.1267, abs=1e-4)
-    assert std == pytest.approx(statistics.stdev(diffs))  # n - 1, not the population std
-    half = 4.303 * std / 3 ** 0.5  # t(0.975, 2 df)
-    assert interval == f"[{mean - half:+.2f}, {mean + half:+.2f}]"
-    assert report.paired_summary([1.0]) == (1.0, None, "n/a (one seed)")
+    diffs = {0: 0.5, 1: -3.06, 2: -0.82}  # the first release's after - control
+    row = report.paired_row("Car | hidden − control", report.paired_stats(diffs))
+    std = statistics.stdev(diffs.values())  # n - 1, not the population std
+    half = 4.3027 * std / 3 ** 0.5  # t(0.975, 2 df)
+    mean = sum(diffs.values()) / 3
+    assert std == pytest.approx(1.80, abs=0.005)
+    assert row.startswith(f"| Car | hidden − control | +0.50, -3.06, -0.82 | {mean:+.2f} | "
+                          f"{std:.2f} | [{mean - half:+.2f}, {mean + half:+.2f}] |")
+    assert row.endswith("no evidence either way (interval contains 0) |")
+    single = report.paired_row("x", report.paired_stats({0: 1.0}))
+    assert "| +1.00 | n/a | n/a (one seed) |" in single
 
 
 def test_report_pairs_arms_per_seed_for_every_logged_class(tmp_path: Path) -> None:
