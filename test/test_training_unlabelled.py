@@ -82,6 +82,13 @@ def test_hidden_label_split_errors_name_the_problem(tiny: dict[str, Path]) -> No
     stage = build_stage("ta", model_cfg, input_spec_for(model_cfg), cfg.detection)
     with pytest.raises(ConfigError, match="only the student stage.*'ta'"):
         build_stage_data(stage, tiny["data"], (), cfg, CPU, None)
+    # a hidden split must not hold validation frames either
+    KittiObjectWriter(tiny["data"], "training").write_image_sets({"leaky": ["000005", "000006"]})
+    student = _student(tiny)
+    leaky = dataclasses.replace(cfg, hidden_label_split="leaky")
+    with pytest.raises(DatasetError, match=r"'leaky' shares 1 frame\(s\) with val_split 'val', "
+                                           r"e.g. 000006"):
+        build_stage_data(student, tiny["data"], (), leaky, CPU, None)
 
 
 def _bn_state(model: torch.nn.Module) -> list[torch.Tensor]:

@@ -21,6 +21,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from monotakd_ros.data.augment import AugmentConfig
 from monotakd_ros.data.batch import FrameBatch, FrameSample, collate_frames
 from monotakd_ros.data.datasets import KittiFrameDataset, RawDriveFrameDataset
+from monotakd_ros.data.kitti.object_dataset import KittiObjectDataset, read_image_set
 from monotakd_ros.data.kitti.raw_mapping import guarded_drives
 from monotakd_ros.data.prepared.batches import PreparedFrames, draw_augmentation, resident_bytes
 from monotakd_ros.data.prepared.split_store import SplitSource, prepared_split
@@ -96,7 +97,8 @@ def build_train_dataset(data_root: Path, split: str, spec: InputSpec,
     if hidden_label_split:
         hidden = KittiFrameDataset(data_root, hidden_label_split, spec, with_labels=False,
                                    augment=augment)
-        check_disjoint_frames(labelled.frame_ids, hidden.frame_ids, split, hidden_label_split)
+        check_disjoint_frames(labelled.frame_ids, hidden.frame_ids, f"train_split {split!r}",
+                              f"train.hidden_label_split {hidden_label_split!r}")
         parts.append(hidden)
     if unlabeled_drives:
         parts.append(RawDriveFrameDataset(list(unlabeled_drives), spec, augment=augment))
@@ -107,14 +109,20 @@ def build_train_dataset(data_root: Path, split: str, spec: InputSpec,
     return ConcatDataset(parts)
 
 
-def check_disjoint_frames(labelled_ids: Sequence[str], hidden_ids: Sequence[str],
-                          labelled_split: str, hidden_split: str) -> None:
-    """DatasetError naming a frame when a frame would be both labelled and label-hidden."""
-    shared = sorted(set(labelled_ids) & set(hidden_ids))
+def check_disjoint_frames(first_ids: Sequence[str], second_ids: Sequence[str], first: str,
+                          second: str) -> None:
+    """DatasetError naming a shared frame when two splits that must be disjoint are not."""
+    shared = sorted(set(first_ids) & set(second_ids))
     if shared:
-        raise DatasetError(f"train.hidden_label_split {hidden_split!r} shares {len(shared)} "
-                           f"frame(s) with train_split {labelled_split!r}, e.g. {shared[0]}: a "
-                           "frame cannot be labelled and hidden at once")
+        raise DatasetError(f"{second} shares {len(shared)} frame(s) with {first}, e.g. "
+                           f"{shared[0]}: the two must be disjoint")
+
+
+def split_frame_ids(data_root: Path, split: str) -> list[str]:
+    """Frame ids of an ImageSets name or a ``.txt`` split file of a KITTI object root."""
+    if split.endswith(".txt"):
+        return read_image_set(Path(split))
+    return KittiObjectDataset(data_root).frame_ids(split)
 
 
 def build_val_dataset(data_root: Path, split: str, spec: InputSpec) -> KittiFrameDataset:
@@ -274,6 +282,11 @@ def build_stage_data(stage: Stage, data_root: Path, unlabeled_drives: Sequence[P
     if cfg.hidden_label_split and stage.name != "student":
         raise ConfigError(f"train.hidden_label_split: only the student stage learns from "
                           f"frames without labels, not {stage.name!r}")
+    if cfg.hidden_label_split:  # validation frames must not train, labelled or not
+        check_disjoint_frames(split_frame_ids(data_root, cfg.val_split),
+                              split_frame_ids(data_root, cfg.hidden_label_split),
+                              f"val_split {cfg.val_split!r}",
+                              f"train.hidden_label_split {cfg.hidden_label_split!r}")
     if not cfg.data_cache or unlabeled_drives or cfg.hidden_label_split:
         if cfg.data_cache:
             LOG.warning("train.data_cache: unlabelled frames (raw drives, hidden_label_split) "
