@@ -134,7 +134,7 @@ class _FrozenNetwork:
             # TorchScript is deprecated upstream; once removed, tracing fails and the runner
             # falls back to eager with one warning.
             warnings.simplefilter("ignore", DeprecationWarning)
-            traced = torch.jit.trace(_HeadTensors(model).eval(), (images, P2), check_trace=False)
+            traced = torch.jit.trace(HeadTensors(model).eval(), (images, P2), check_trace=False)
             self.frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
 
     def __call__(self, images: torch.Tensor, P2: torch.Tensor) -> HeadOutput:
@@ -145,8 +145,11 @@ class _FrozenNetwork:
                           dir_logits=dir_logits)
 
 
-class _HeadTensors(nn.Module):
-    """The network with its head outputs as a tuple, as tracing needs."""
+class HeadTensors(nn.Module):
+    """The student as a graph of tensors: (images, P2) -> (cls, residual, direction) logits.
+
+    Tracing (``freeze``) and ONNX export both need the head outputs as a tuple.
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from monotakd_ros.errors import ConfigError, MonotakdError
+from monotakd_ros.inference.fast_paths import HeadTensors
 from monotakd_ros.inference.planar_lifting import use_planar_lifting
 from monotakd_ros.inference.predictor import StudentPredictor
 from monotakd_ros.models.outputs import HeadOutput
@@ -39,20 +39,6 @@ LIFTINGS = ("volumetric", "planar")
 INPUT_NAMES = ("images", "P2")
 OUTPUT_NAMES = ("cls_logits", "box_residuals", "dir_logits")
 FORMATS = ("onnx",)
-
-
-class HeadNetwork(nn.Module):
-    """The student as a graph of tensors: (images, P2) -> (cls, residual, direction) logits."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor,
-                P2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Anchor-head outputs of normalised images (1, 3, H, W) with P2 (1, 3, 4)."""
-        head = self.model(images, P2).head
-        return head.cls_logits, head.box_residuals, head.dir_logits
 
 
 def example_inputs(predictor: StudentPredictor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +73,7 @@ def export_onnx(checkpoint: Path, out_path: Path, opset: int = MIN_OPSET,
     onnx = _onnx_module()
     predictor = StudentPredictor.from_checkpoint(checkpoint, device="cpu", network_path="eager")
     model = predictor.model if lifting == "volumetric" else use_planar_lifting(predictor.model)
-    network = HeadNetwork(model).eval()
+    network = HeadTensors(model).eval()
     out_path = Path(out_path).expanduser()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
