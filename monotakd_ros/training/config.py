@@ -97,7 +97,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_fields(self, "train")
         self.distill_config()  # rejects unknown or mistyped override keys now, not mid-run
-        if self.hidden_label_split in (self.train_split, self.val_split):
+        if self.hidden_label_split and self.hidden_label_split in (self.train_split,
+                                                                   self.val_split):
             raise ConfigError(f"train.hidden_label_split: {self.hidden_label_split!r} is also "
                               "train_split or val_split; name a split of extra frames")
         if self.data_cache and self.augment.intrinsics_probability > 0.0:
