@@ -21,7 +21,6 @@ from monotakd_ros.data.batch import collate_frames
 from monotakd_ros.data.kitti.object_dataset import KittiObjectWriter
 from monotakd_ros.errors import ConfigError, DatasetError
 from monotakd_ros.models.config import load_model_config
-from monotakd_ros.training.batchnorm import batchnorm_layers
 from monotakd_ros.training.config import TrainConfig, load_train_config
 from monotakd_ros.training.data_loading import (
     build_stage_data,
@@ -34,6 +33,7 @@ from monotakd_ros.training.rng_state import seed_everything
 from monotakd_ros.training.run_state import RunDir
 from monotakd_ros.training.runner import StageRequest, run_stage
 from monotakd_ros.training.stages import build_stage
+from monotakd_ros.training.step import batchnorm_layers
 from monotakd_ros.training.trainer import train
 
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))

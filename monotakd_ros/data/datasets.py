@@ -102,7 +102,7 @@ class KittiFrameDataset(Dataset[FrameSample]):
         if with_labels and not self.kitti.has_labels:
             raise DatasetError(f"{self.kitti.split_dir}: split {split!r} has no label_2 folder; "
                                "pass with_labels=False")
-        self.frame_ids = _frame_ids(self.kitti, split_file_or_name)
+        self.frame_ids = split_frame_ids(self.kitti, split_file_or_name)
         check_object_frames(self.kitti, self.frame_ids, with_labels, with_lidar)  # fail now
 
     def __len__(self) -> int:
@@ -169,7 +169,7 @@ class RawDriveFrameDataset(Dataset[FrameSample]):
                                   self.fov_points_only)
 
 
-def _frame_ids(kitti: KittiObjectDataset, split_file_or_name: str | Path | None) -> list[str]:
+def split_frame_ids(kitti: KittiObjectDataset, split_file_or_name: str | Path | None) -> list[str]:
     """Ids from a split file path, an ImageSets name (``train``), or every image when None."""
     if split_file_or_name is None:
         ids = kitti.frame_ids(None)

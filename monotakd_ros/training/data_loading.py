@@ -20,8 +20,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from monotakd_ros.data.augment import AugmentConfig
 from monotakd_ros.data.batch import FrameBatch, FrameSample, collate_frames
-from monotakd_ros.data.datasets import KittiFrameDataset, RawDriveFrameDataset
-from monotakd_ros.data.kitti.object_dataset import KittiObjectDataset, read_image_set
+from monotakd_ros.data.datasets import KittiFrameDataset, RawDriveFrameDataset, split_frame_ids
+from monotakd_ros.data.kitti.object_dataset import KittiObjectDataset
 from monotakd_ros.data.kitti.raw_mapping import guarded_drives
 from monotakd_ros.data.prepared.batches import PreparedFrames, draw_augmentation, resident_bytes
 from monotakd_ros.data.prepared.split_store import SplitSource, prepared_split
@@ -116,13 +116,6 @@ def check_disjoint_frames(first_ids: Sequence[str], second_ids: Sequence[str], f
     if shared:
         raise DatasetError(f"{second} shares {len(shared)} frame(s) with {first}, e.g. "
                            f"{shared[0]}: the two must be disjoint")
-
-
-def split_frame_ids(data_root: Path, split: str) -> list[str]:
-    """Frame ids of an ImageSets name or a ``.txt`` split file of a KITTI object root."""
-    if split.endswith(".txt"):
-        return read_image_set(Path(split))
-    return KittiObjectDataset(data_root).frame_ids(split)
 
 
 def build_val_dataset(data_root: Path, split: str, spec: InputSpec) -> KittiFrameDataset:
@@ -283,8 +276,9 @@ def build_stage_data(stage: Stage, data_root: Path, unlabeled_drives: Sequence[P
         raise ConfigError(f"train.hidden_label_split: only the student stage learns from "
                           f"frames without labels, not {stage.name!r}")
     if cfg.hidden_label_split:  # validation frames must not train, labelled or not
-        check_disjoint_frames(split_frame_ids(data_root, cfg.val_split),
-                              split_frame_ids(data_root, cfg.hidden_label_split),
+        kitti = KittiObjectDataset(data_root)
+        check_disjoint_frames(split_frame_ids(kitti, cfg.val_split),
+                              split_frame_ids(kitti, cfg.hidden_label_split),
                               f"val_split {cfg.val_split!r}",
                               f"train.hidden_label_split {cfg.hidden_label_split!r}")
     if not cfg.data_cache or unlabeled_drives or cfg.hidden_label_split:

@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from monotakd_ros.data.batch import FrameBatch
-from monotakd_ros.training.batchnorm import freeze_batchnorm_statistics
 from monotakd_ros.training.config import TrainConfig
 from monotakd_ros.training.logging_utils import CsvLog
 from monotakd_ros.training.schedule import learning_rate_at
@@ -62,7 +61,8 @@ class TrainingIteration:
         lr = scheduled_lr(step, total_steps, self.cfg)
         self.stepper.set_learning_rate(lr)
         if self.cfg.freeze_bn:  # after any model.train() (validation switches modes back)
-            freeze_batchnorm_statistics(self.stage.model)
+            for layer in self.stepper.batch_norm_layers:
+                layer.eval()  # normalise with the running statistics and keep them
 
         def forward(micro: int) -> dict[str, torch.Tensor]:
             batch = next_batch().to(self.device)

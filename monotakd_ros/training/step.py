@@ -68,6 +68,11 @@ def autocast_context(device: torch.device, amp: str) -> contextlib.AbstractConte
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """Every BatchNorm layer of ``model`` (BatchNorm1d/2d/3d and SyncBatchNorm)."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
 class OptimizerStep:
     """AMP, accumulation, clipping and the non-finite policy around one optimizer."""
 
@@ -80,10 +85,9 @@ class OptimizerStep:
         self.nonfinite_in_row = 0
         self.nonfinite_total = 0
         # The only buffers a forward pass changes (anchors and voxel centres never move).
-        self._batch_norm_buffers = [
-            buffer for module in model.modules()
-            if isinstance(module, nn.modules.batchnorm._BatchNorm)
-            for buffer in module.buffers(recurse=False)]
+        self.batch_norm_layers = batchnorm_layers(model)
+        self._batch_norm_buffers = [buffer for layer in self.batch_norm_layers
+                                    for buffer in layer.buffers(recurse=False)]
 
     def set_learning_rate(self, lr: float) -> None:
         """The same LR for every parameter group."""
