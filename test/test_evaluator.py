@@ -107,7 +107,8 @@ def test_label_folder_ground_truth_and_trigger(bag, tmp_path: Path) -> None:
                        "use_replay_finished:=false",
                        f"gt_timestamps:={bag.drive_dir / 'image_02' / 'timestamps.txt'}")]
     try:
-        procs.append(start(str(PROCS / "echo_ground_truth.py"), "--drop", "0"))
+        # Two listeners: the evaluator, and this test's node (matched first, as it already runs).
+        procs.append(start(str(PROCS / "echo_ground_truth.py"), "--drop", "0", "--listeners", "2"))
         procs.append(replay(bag.bag, f"{layout.GROUND_TRUTH_TOPIC}:1",
                             f"{layout.CAMERA_INFO_TOPIC}:1"))
         deadline = time.monotonic() + 40.0

@@ -29,7 +29,7 @@ from monotakd_ros.training.data_loading import (
 )
 from monotakd_ros.training.distributed import DistContext
 from monotakd_ros.training.rng_state import seed_everything
-from monotakd_ros.training.run_state import RunDir
+from monotakd_ros.training.run_state import WRITE_PROBE_PREFIX, RunDir, has_saved_state
 from monotakd_ros.training.runner import StageRequest, run_stage
 from monotakd_ros.training.stages import build_stage
 from monotakd_ros.training.trainer import train
@@ -201,3 +201,13 @@ def test_a_run_saved_before_a_new_config_key_still_resumes(setup: dict[str, Path
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"teacher\.stem_convs: checkpoint"):
         run_stage(dataclasses.replace(request, resume=True, max_steps=2))
+
+
+def test_another_ranks_write_probe_is_not_a_saved_run(tmp_path: Path) -> None:
+    # Under torchrun every rank checks the folder while another rank may be probing it.
+    run = RunDir(tmp_path / "run")
+    run.checkpoints.mkdir(parents=True)
+    (run.checkpoints / f"{WRITE_PROBE_PREFIX}123-abcd").write_bytes(b"ok")
+    assert not has_saved_state(run)
+    (run.checkpoints / "step_000002").mkdir()
+    assert has_saved_state(run)

@@ -86,9 +86,12 @@ class Progress:
     best_step: int | None = None
 
 
+WRITE_PROBE_PREFIX = ".write-test-"
+
+
 def check_writable(folder: Path, what: str) -> None:
     """ConfigError naming ``folder`` unless a file can be created, flushed and removed there."""
-    probe = folder / f".write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    probe = folder / f"{WRITE_PROBE_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with open(probe, "wb") as handle:
@@ -101,7 +104,9 @@ def check_writable(folder: Path, what: str) -> None:
 
 def has_saved_state(run: RunDir) -> bool:
     """Whether the run folder holds checkpoints or their leftovers (a run to resume)."""
-    return run.checkpoints.is_dir() and any(run.checkpoints.iterdir())
+    # Another rank's write probe (or one a kill left) is not a checkpoint.
+    return run.checkpoints.is_dir() and any(
+        not p.name.startswith(WRITE_PROBE_PREFIX) for p in run.checkpoints.iterdir())
 
 
 def resume_checkpoint(run: RunDir) -> Path:

@@ -24,13 +24,15 @@ def main() -> int:
     parser.add_argument("--ground-truth", default="/kitti/ground_truth/detections")
     parser.add_argument("--detections", default="/monotakd_detector/detections")
     parser.add_argument("--drop", type=int, nargs="*", default=[])
+    parser.add_argument("--listeners", type=int, default=1,
+                        help="detection subscribers to wait for (the evaluator, any test node)")
     args, _ros_args = parser.parse_known_args()
     rclpy.init()
     node = rclpy.create_node("echo_ground_truth")
     publisher = node.create_publisher(Detection3DArray, args.detections, QoSProfile(depth=50))
-    # Subscribe only once the evaluator listens, so no answer can go out unheard.
+    # Subscribe only once every listener is matched, so no answer can go out unheard.
     deadline = time.monotonic() + 20.0
-    while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+    while publisher.get_subscription_count() < args.listeners and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
     arrivals = [0]
 
