@@ -18,8 +18,9 @@ from training_fixtures import (
 
 from monotakd_ros.data.batch import collate_frames
 from monotakd_ros.errors import CheckpointError, ConfigError
-from monotakd_ros.model_io.checkpoint import save_checkpoint
-from monotakd_ros.models.config import ModelConfig, load_model_config
+from monotakd_ros.model_io.checkpoint import load_model_weights, save_checkpoint
+from monotakd_ros.models.build import build_teacher
+from monotakd_ros.models.config import ModelConfig, ScnetConfig, load_model_config
 from monotakd_ros.training.config import TrainConfig, load_train_config
 from monotakd_ros.training.data_loading import (
     build_train_dataset,
@@ -30,7 +31,7 @@ from monotakd_ros.training.distributed import DistContext
 from monotakd_ros.training.logging_utils import read_csv_rows
 from monotakd_ros.training.rng_state import seed_everything
 from monotakd_ros.training.run_state import RunDir
-from monotakd_ros.training.stages import Stage, build_stage
+from monotakd_ros.training.stages import Stage, build_stage, load_checked_checkpoint
 from monotakd_ros.training.trainer import train
 
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -154,6 +155,17 @@ def test_frozen_checkpoints_are_validated(env: dict, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError,
                        match=r"model config differs .*bev_channels: checkpoint 8 vs config 16"):
         build(env["ckpt"]["teacher"], env["ckpt"]["ta"], wider)
+    # A student module the teacher never runs may change: the teacher still loads, the TA not.
+    with_scnet = dataclasses.replace(env["model_cfg"], scnet=ScnetConfig(blocks=1))
+    with pytest.raises(CheckpointError, match=r"ta: model config differs .*\(1 keys\): "
+                                              r"scnet.blocks: checkpoint 0 vs config 1"):
+        build(env["ckpt"]["teacher"], env["ckpt"]["ta"], with_scnet)
+    loaded = load_checked_checkpoint(env["ckpt"]["teacher"], "teacher", with_scnet,
+                                     build_teacher(with_scnet))
+    reference = build_teacher(env["model_cfg"])
+    load_model_weights(env["ckpt"]["teacher"], reference)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
+                                                  reference.state_dict().values(), strict=True))
     with pytest.raises(CheckpointError, match=r"missing/teacher: checkpoint not found"):
         build(tmp_path / "missing" / "teacher", env["ckpt"]["ta"])
     with pytest.raises(ConfigError, match=r"need the TA; pass --assistant"):

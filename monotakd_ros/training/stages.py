@@ -215,14 +215,30 @@ def architecture_differences(meta: CheckpointMeta, path: Path, model_cfg: ModelC
                      if predated(entry.split(":")[0]) else "") for entry in differences]
 
 
+# Model-config sections the LiDAR teacher never reads (the camera path): a teacher trained
+# before a student module changed still teaches it.
+CAMERA_ONLY_KEYS = ("image", "trunk", "depth", "depth_head", "image_channels", "scnet",
+                    "spatial_cue", "fusion_convs", "fusion_style")
+
+
+def _is_camera_only(entry: str) -> bool:
+    key = entry.split(":")[0]
+    return any(key == top or key.startswith(top + ".") for top in CAMERA_ONLY_KEYS)
+
+
 def load_checked_checkpoint(path: Path, expected_stage: StageName, model_cfg: ModelConfig,
                            model: nn.Module) -> nn.Module:
-    """Load a checkpoint into ``model`` after checking its stage and model config."""
+    """Load a checkpoint into ``model`` after checking its stage and model config.
+
+    A teacher is checked on the keys it reads only (not ``CAMERA_ONLY_KEYS``).
+    """
     meta = load_checkpoint_meta(path)
     if meta.stage != expected_stage:
         raise CheckpointError(f"{path}: is a {meta.stage!r} checkpoint, expected a "
                               f"{expected_stage!r} checkpoint")
     differences = architecture_differences(meta, path, model_cfg)
+    if expected_stage == "teacher":
+        differences = [entry for entry in differences if not _is_camera_only(entry)]
     if differences:
         shown = "; ".join(differences[:5])
         raise CheckpointError(f"{path}: model config differs from --model-config "
