@@ -65,20 +65,12 @@ print("cuda:", torch.cuda.get_device_name() if torch.cuda.is_available() else "n
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt"
 
-# 1. synthetic data: labelled frames only (testing/ would have no labels), 40 % held out
+# 1. synthetic data: 60 % train, 20 % val (checkpoints chosen), 20 % labelled held-out test
 SETS="$OUT/data/ImageSets"
-if [[ ! -f "$SETS/val.txt" ]]; then
+if [[ ! -f "$SETS/test.txt" ]]; then
   "$PYTHON" -m monotakd_ros.data.synth.cli object --out "$OUT/data" --frames "$FRAMES" \
-    --seed 0 --val-fraction 0.4 --test-fraction 0.0 --workers "$GEN_WORKERS" \
-    > "$OUT/logs/synth.log" 2>&1
-fi
-# Every other held-out frame (a random sample of the scenes, listed in id order) becomes test;
-# test.txt is empty until then, so an interrupted run splits exactly once.
-if [[ ! -s "$SETS/test.txt" ]]; then
-  awk 'NR % 2 == 0' "$SETS/val.txt" > "$SETS/test.txt"
-  awk 'NR % 2 == 1' "$SETS/val.txt" > "$SETS/val.txt.tmp" && mv "$SETS/val.txt.tmp" "$SETS/val.txt"
-  grep -vxF -f "$SETS/test.txt" "$SETS/trainval.txt" > "$SETS/trainval.txt.tmp" || true
-  mv "$SETS/trainval.txt.tmp" "$SETS/trainval.txt"
+    --seed 0 --val-fraction 0.25 --test-fraction 0.2 --labelled-test --overwrite \
+    --workers "$GEN_WORKERS" > "$OUT/logs/synth.log" 2>&1
 fi
 echo "[gpu_ablation] splits: $(wc -l < "$SETS/train.txt") train, $(wc -l < "$SETS/val.txt") val," \
   "$(wc -l < "$SETS/test.txt") test frames"

@@ -40,6 +40,19 @@ def test_object_dataset_reads_back_with_kitti_layout(tmp_path: Path):
     assert np.array_equal(testing.image("000000"), generate_object_frame(2, 4).image_bgr)
 
 
+def test_labelled_test_split_is_held_out_with_labels(tmp_path: Path):
+    sets = write_object_dataset(tmp_path, frames=5, seed=2, val_fraction=0.5, test_fraction=0.4,
+                                labelled_test=True)
+    assert sets["trainval"] == ["000000", "000001", "000002"]
+    assert sets["test"] == ["000003", "000004"]  # the same frames as testing/ would hold
+    training = KittiObjectDataset(tmp_path, "training")
+    assert training.frame_ids("test") == sets["test"]
+    expected = generate_object_frame(2, 4)
+    assert list(training.labels("000004").names) == list(expected.labels.names)
+    assert np.array_equal(training.image("000004"), expected.image_bgr)
+    assert not (tmp_path / "testing").exists()
+
+
 def test_non_empty_output_is_refused_unless_overwrite(tmp_path: Path):
     (tmp_path / "notes.txt").write_text("keep me")
     with pytest.raises(DatasetError, match=f"{tmp_path}.*not empty"):

@@ -116,8 +116,8 @@ def check_splits(args: argparse.Namespace) -> None:
     report = set(kitti.frame_ids(args.report_split))
     if not report:
         raise ConfigError(f"{args.data}: report split {args.report_split!r} lists no frames "
-                          "(generated with --test-fraction 0?); carve a labelled test split "
-                          "from val (see docs/ablation.md) or pass --report-split")
+                          "(generated with --test-fraction 0?); generate one with "
+                          "monotakd-synth object --labelled-test or pass --report-split")
     others = {args.val_split} if args.report_split != args.val_split else set()
     others |= {load_train_config(train_config_path(args, stage)).train_split
                for stage in ("teacher", "ta", "student")}

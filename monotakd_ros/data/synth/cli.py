@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="share of training frames listed in val.txt (default 0.5)")
             p.add_argument("--test-fraction", type=float, default=0.2,
                            help="share of frames written to testing/ (default 0.2)")
+            p.add_argument("--labelled-test", action="store_true",
+                           help="write the test share with labels into training/, listed in "
+                                "test.txt only: a held-out split to report on")
         else:
             p.add_argument("--drives", type=int, default=1, help="number of drives (default 1)")
             p.add_argument("--scenes", choices=("street", "object"), default="street",
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 sets = write_object_dataset(args.out, args.frames, args.seed, args.val_fraction,
                                             args.test_fraction, overwrite=args.overwrite,
                                             on_frame=bar.update, workers=args.workers,
-                                            config=config)
+                                            config=config, labelled_test=args.labelled_test)
                 LOG.info("wrote %s: train %d, val %d, test %d frames", args.out,
                          len(sets["train"]), len(sets["val"]), len(sets["test"]))
             else:

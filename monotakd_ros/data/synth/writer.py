@@ -54,12 +54,12 @@ def split_counts(frames: int, test_fraction: float) -> tuple[int, int]:
     return frames - testing, testing
 
 
-def _write_object_frame(job: tuple[Path, int, int, int, SynthConfig | None]) -> int:
+def _write_object_frame(job: tuple[Path, int, int, int, bool, SynthConfig | None]) -> int:
     """Generate frame ``index`` and write it into training/ or testing/ (one worker's task)."""
-    out, seed, index, num_train, config = job
+    out, seed, index, num_train, labelled_test, config = job
     frame = generate_object_frame(seed, index, config)
     calib = object_calib_from_camera_calib(frame.calib)
-    if index < num_train:
+    if index < num_train or labelled_test:
         KittiObjectWriter(out, "training").write_frame(
             f"{index:06d}", frame.image_bgr, calib, frame.points, frame.labels, frame.plane)
     else:
@@ -91,11 +91,13 @@ def _run(task: Callable, jobs: Iterable, workers: int) -> Iterator:
 def write_object_dataset(out: Path, frames: int, seed: int, val_fraction: float = 0.5,
                          test_fraction: float = 0.2, config: SynthConfig | None = None,
                          overwrite: bool = False, on_frame: FrameCallback | None = None,
-                         workers: int = 1) -> dict[str, list[str]]:
+                         workers: int = 1, labelled_test: bool = False) -> dict[str, list[str]]:
     """Write ``frames`` frames as a KITTI object set; returns the image sets written.
 
     Training frames carry labels and planes; testing frames have none, as in KITTI. The
     training frames are split at random into train and val (``val_fraction`` of them).
+    ``labelled_test`` writes the test share into training/ with labels instead, as a held-out
+    split listed in test.txt only (not in trainval.txt): where an experiment reports numbers.
     ``workers > 1`` generates frames in that many processes; the files are the same.
     """
     if not 0.0 <= val_fraction <= 1.0:
@@ -106,7 +108,7 @@ def write_object_dataset(out: Path, frames: int, seed: int, val_fraction: float 
     out = Path(out)
     num_train, num_test = split_counts(frames, test_fraction)
     prepare_output_dir(out, [out / name for name in OBJECT_FOLDERS], overwrite)
-    jobs = [(out, seed, index, num_train, config) for index in range(frames)]
+    jobs = [(out, seed, index, num_train, labelled_test, config) for index in range(frames)]
     for _ in _run(_write_object_frame, jobs, workers):
         if on_frame is not None:
             on_frame()
@@ -118,7 +120,7 @@ def write_object_dataset(out: Path, frames: int, seed: int, val_fraction: float 
         "train": [i for i, v in zip(train_ids, is_val, strict=True) if not v],
         "val": [i for i, v in zip(train_ids, is_val, strict=True) if v],
         "trainval": train_ids,
-        "test": [f"{i:06d}" for i in range(num_test)],
+        "test": [f"{i + (num_train if labelled_test else 0):06d}" for i in range(num_test)],
     }
     KittiObjectWriter(out, "training").write_image_sets(image_sets)
     return image_sets
