@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from monotakd_ros.bags.kitti2bag import convert_drive_to_bag
+from monotakd_ros.data.synth.config import SynthConfig
 from monotakd_ros.data.synth.writer import write_raw_drives
 from monotakd_ros.eval.stream_report import JSON_NAME
 from monotakd_ros.nodes import replay_eval
@@ -27,11 +28,15 @@ from monotakd_ros.resources import default_model_path
 
 LOG = logging.getLogger("monotakd_ros.demo")
 ROOT = Path(__file__).resolve().parents[1]
+# Street scenes with about four cyclists per world instead of one, which leaves most 60-frame
+# drives without any: the demo drive shows (and scores) all three classes.
+DEMO_SCENES = SynthConfig(cyclists_mean=4.0)
+DEMO_SCENES_VERSION = 2  # part of the cached bag's name: a changed scene makes a new bag
 
 
 def demo_bag(out: Path, frames: int, seed: int) -> Path:
     """Bag of a synthetic drive under ``out``, generated once and reused afterwards."""
-    bag = out / f"synthetic_drive_seed{seed}_{frames}f"
+    bag = out / f"synthetic_drive_v{DEMO_SCENES_VERSION}_seed{seed}_{frames}f"
     if (bag / "metadata.yaml").is_file():
         LOG.info("reusing %s", bag)
         return bag
@@ -39,7 +44,7 @@ def demo_bag(out: Path, frames: int, seed: int) -> Path:
     shutil.rmtree(raw, ignore_errors=True)
     LOG.info("generating a %d-frame synthetic drive (seed %d)", frames, seed)
     (drive,) = write_raw_drives(raw, num_drives=1, frames_per_drive=frames, seed=seed,
-                                overwrite=True)
+                                config=DEMO_SCENES, overwrite=True)
     LOG.info("converting %s to %s", drive, bag)
     convert_drive_to_bag(drive, bag)
     shutil.rmtree(raw, ignore_errors=True)

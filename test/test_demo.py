@@ -1,13 +1,16 @@
-"""The demo reports only what this run wrote: never a report left by an earlier run."""
+"""The demo reports only what this run wrote, on a drive that holds all three classes."""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from monotakd_ros import demo
+from monotakd_ros.data.kitti.raw_drive import RawDrive
+from monotakd_ros.data.synth.writer import write_raw_drives
 from monotakd_ros.eval.stream_report import JSON_NAME
 
 
@@ -58,3 +61,12 @@ def test_a_finished_run_points_at_its_own_report(out_with_stale_report: Path,
     with caplog.at_level(logging.INFO):
         assert demo.main(["--out", str(out_with_stale_report)]) == 0
     assert f"report in {out_with_stale_report / 'report'}" in caplog.text
+
+
+def test_the_default_demo_drive_holds_all_three_classes(tmp_path: Path) -> None:
+    seed = demo.build_parser().parse_args([]).seed
+    (drive,) = write_raw_drives(tmp_path, num_drives=1, frames_per_drive=15, seed=seed,
+                                config=demo.DEMO_SCENES)
+    labels = RawDrive(drive)
+    names = Counter(str(name) for index in range(15) for name in labels.frame_labels(index).names)
+    assert min(names["Car"], names["Pedestrian"], names["Cyclist"]) >= 10, names
