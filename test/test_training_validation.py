@@ -51,8 +51,12 @@ def test_perfect_predictions_score_100_and_shifted_ones_0(env: dict) -> None:
     assert perfect.ap3d_r40[1] == pytest.approx(100.0)
     assert perfect.apbev_r40[1] == pytest.approx(100.0)
     assert perfect.metrics()["car_ap3d_r40_moderate"] == pytest.approx(100.0)
+    # Every class of the model is scored (scripts/evaluate_checkpoint.py prints them all).
+    assert set(perfect.per_class) == {"Car", *env["spec"].class_names}
+    assert perfect.per_class["Car"] == {"3d": perfect.ap3d_r40, "bev": perfect.apbev_r40}
     # 2 m along the car's axis or across: 3D IoU drops far below 0.7.
     shifted = evaluate_split(lambda b: boxes_as_detections(b, 2.0), loader, dataset, CPU.device)
     assert shifted.ap3d_r40 == (0.0, 0.0, 0.0)
+    assert shifted.per_class["Car"]["3d"] == (0.0, 0.0, 0.0)
     limited = evaluate_split(boxes_as_detections, loader, dataset, CPU.device, max_frames=2)
     assert limited.num_frames == 2

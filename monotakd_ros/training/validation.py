@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,8 @@ class ValidationResult:
     apbev_r40: tuple[float, float, float]
     num_frames: int
     table: str
+    # every evaluated class: {"Car": {"3d": (E, M, H), "bev": (E, M, H)}, ...}, R40
+    per_class: dict[str, dict[str, tuple[float, float, float]]] = field(default_factory=dict)
 
     @property
     def ap3d_moderate(self) -> float:
@@ -87,10 +89,12 @@ def validation_result(ground_truth: list[KittiLabels], predictions: list[KittiLa
     """Car AP3D / APBEV R40 and the full table of ``predictions`` against ``ground_truth``."""
     classes = tuple(dict.fromkeys((*class_names, REPORTED_CLASS)))
     result = evaluate_kitti(ground_truth, predictions, classes=classes)
-    ap3d = result.average_precision(REPORTED_CLASS, "3d", recall_points=40)
-    apbev = result.average_precision(REPORTED_CLASS, "bev", recall_points=40)
-    return ValidationResult(ap3d_r40=_triple(ap3d), apbev_r40=_triple(apbev),
-                            num_frames=len(ground_truth), table=result.format_table())
+    per_class = {name: {metric: _triple(result.average_precision(name, metric, recall_points=40))
+                        for metric in ("3d", "bev")} for name in classes}
+    return ValidationResult(ap3d_r40=per_class[REPORTED_CLASS]["3d"],
+                            apbev_r40=per_class[REPORTED_CLASS]["bev"],
+                            num_frames=len(ground_truth), table=result.format_table(),
+                            per_class=per_class)
 
 
 def _triple(values: np.ndarray) -> tuple[float, float, float]:
