@@ -1,4 +1,4 @@
-"""scripts/evaluate_checkpoint.py: every class of a checkpoint on a labelled split, bad input → 2."""
+"""scripts/evaluate_checkpoint.py: every class of a checkpoint on a split; bad input → 2."""
 
 from __future__ import annotations
 
