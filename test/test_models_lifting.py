@@ -21,6 +21,7 @@ from monotakd_ros.models.lifting import (
     sample_frustum,
     voxel_centres_lidar,
 )
+from monotakd_ros.models.sampling import grid_sample_threads
 
 # With 4 bins over [2, 12] the LID widths are 1, 2, 3, 4 m: edges 2, 3, 5, 8, 12.
 FOUR_BINS = DepthBinsConfig(num_bins=4, min_m=2.0, max_m=12.0)
@@ -178,3 +179,24 @@ def test_frustum_sampling_split_across_threads_equals_grid_sample(threads: int,
         torch.set_num_threads(before)
     assert sampled.shape == expected.shape and torch.equal(sampled, expected)
     assert expected.abs().sum() > 0 and (expected == 0).any()
+
+
+@pytest.mark.parametrize(("threads", "rows"), [(2, 630), (2, 9), (3, 10), (4, 3), (2, 1)])
+def test_image_sampling_split_across_threads_equals_grid_sample(threads: int, rows: int) -> None:
+    # The deformable conv's case: a (1, C, H, W) map sampled at K·H rows of W points.
+    generator = torch.Generator().manual_seed(rows)
+    image = torch.randn(1, 5, 11, 13, generator=generator)
+    grid = torch.rand(1, rows, 13, 2, generator=generator) * 2.4 - 1.2
+    grid[0, 0, 0] = 1.5  # at least one point outside the map
+    expected = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros",
+                             align_corners=True)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        sampled = grid_sample_threads(image, grid, split_dim=1, align_corners=True)
+    finally:
+        torch.set_num_threads(before)
+    assert sampled.shape == expected.shape and torch.equal(sampled, expected)
+    assert expected.abs().sum() > 0 and (expected == 0).any()
+    with pytest.raises(ValueError, match=r"split_dim must be a spatial grid dimension \(1..2\)"):
+        grid_sample_threads(image, grid, split_dim=3, align_corners=True)

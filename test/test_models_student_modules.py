@@ -49,12 +49,19 @@ def _deform_conv_loop(x: torch.Tensor, offsets: torch.Tensor, weight: torch.Tens
     return out
 
 
-def test_deformable_conv_matches_a_direct_loop() -> None:
+@pytest.mark.parametrize(("batch", "threads"), [(2, 1), (1, 2), (1, 3)])
+def test_deformable_conv_matches_a_direct_loop(batch: int, threads: int) -> None:
+    # One frame is sampled across threads (models/sampling.py); batches in one call.
     torch.manual_seed(0)
-    x = torch.randn(2, 3, 5, 6, dtype=torch.float64)
-    offsets = 1.5 * torch.randn(2, 18, 5, 6, dtype=torch.float64)  # some taps leave the map
+    x = torch.randn(batch, 3, 5, 6, dtype=torch.float64)
+    offsets = 1.5 * torch.randn(batch, 18, 5, 6, dtype=torch.float64)  # taps leave the map
     weight = torch.randn(4, 3, 3, 3, dtype=torch.float64)
-    got = deform_conv2d(x, offsets, weight)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        got = deform_conv2d(x, offsets, weight)
+    finally:
+        torch.set_num_threads(before)
     torch.testing.assert_close(got, _deform_conv_loop(x, offsets, weight))
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from monotakd_ros.models.sampling import grid_sample_threads
 
 
 def kernel_taps(kernel_size: int, dilation: int = 1) -> torch.Tensor:
@@ -44,11 +45,11 @@ def deform_conv2d(x: torch.Tensor, offsets: torch.Tensor, weight: torch.Tensor,
     grid = torch.stack([sample_x * 2.0 / max(width - 1, 1) - 1.0,
                         sample_y * 2.0 / max(height - 1, 1) - 1.0], dim=-1)
     grid = grid.view(batch, num_taps * height, width, 2)
-    sampled = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
-                            align_corners=True)  # (B, C, K·H, W)
-    columns = sampled.view(batch, channels, num_taps, height, width)
-    out = torch.einsum("bckhw,ock->bohw", columns, weight.reshape(out_channels, channels,
-                                                                  num_taps))
+    sampled = grid_sample_threads(x, grid, split_dim=1, align_corners=True)  # (B, C, K·H, W)
+    # (B, C·K, H·W) without a copy: one matrix product with the (O, C·K) weight.
+    columns = sampled.reshape(batch, channels * num_taps, height * width)
+    out = torch.matmul(weight.reshape(out_channels, channels * num_taps), columns)
+    out = out.view(batch, out_channels, height, width)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
     return out

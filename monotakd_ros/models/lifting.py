@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from monotakd_ros.models.config import BevGridConfig, DepthBinsConfig
+from monotakd_ros.models.sampling import grid_sample_threads
 
 
 def lid_bin_edges_m(cfg: DepthBinsConfig) -> torch.Tensor:
@@ -144,26 +145,9 @@ class FrustumToVoxel(nn.Module):
 def sample_frustum(frustum: torch.Tensor, sampling: torch.Tensor) -> torch.Tensor:
     """``grid_sample`` (trilinear, zeros outside) of (B, C, N, h, w) at (B, Z, Y, X, 3).
 
-    PyTorch's CPU kernel for 5-D inputs runs one thread per batch item, so a single frame
-    (the detector's case) used one core; here its Y rows are split into one chunk per thread,
-    sampled as a batch of views of the same frustum (no copy) and joined: the same values.
+    One frame is sampled on every CPU thread, its Y rows split among them (bit-identical).
     """
-    threads = torch.get_num_threads()
-    rows = sampling.shape[2]
-    if frustum.device.type != "cpu" or frustum.shape[0] != 1 or threads < 2 or rows < threads:
-        return F.grid_sample(frustum, sampling, mode="bilinear", padding_mode="zeros",
-                             align_corners=False)
-    chunk = -(-rows // threads)
-    pad = chunk * threads - rows  # padded rows sample zeros (coordinates outside [-1, 1])
-    padded = F.pad(sampling, (0, 0, 0, 0, 0, pad), value=-2.0) if pad else sampling
-    chunks = padded.reshape(1, sampling.shape[1], threads, chunk, *sampling.shape[3:])
-    chunks = chunks.transpose(0, 2).reshape(threads, sampling.shape[1], chunk,
-                                            *sampling.shape[3:])
-    sampled = F.grid_sample(frustum.expand(threads, *frustum.shape[1:]), chunks,
-                            mode="bilinear", padding_mode="zeros", align_corners=False)
-    joined = sampled.permute(1, 2, 0, 3, 4).reshape(1, *sampled.shape[1:3], threads * chunk,
-                                                   sampled.shape[4])
-    return joined[:, :, :, :rows] if pad else joined
+    return grid_sample_threads(frustum, sampling, split_dim=2, align_corners=False)
 
 
 class HeightCollapse(nn.Module):
