@@ -13,11 +13,13 @@ run folders the student's command names, so the card's commands rebuild the chai
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import platform
 import shutil
 import sys
+import textwrap
 from pathlib import Path
 
 import yaml
@@ -33,9 +35,7 @@ CHAIN_FLAGS = {"--teacher": "teacher", "--assistant": "ta", "--init-from": "init
 
 CARD = """# Default student: MonoTAKD, small configuration, synthetic data
 
-The detector node loads this checkpoint when `model_path` is not set. It is a camera-only
-MonoTAKD student ({architecture}), distilled with the `{preset}` preset from a LiDAR teacher
-(`{teacher_encoder}` encoder) and a LiDAR-depth teaching assistant{init}.
+{summary}
 
 | | |
 |---|---|
@@ -55,6 +55,9 @@ training or checkpoint choice; IoU 0.7 Car, 0.5 Pedestrian/Cyclist), not on KITT
 |---|---|---|---|---|---|---|
 {rows}
 {baseline}
+Validation curve of the student run (val split, Car AP3D R40 Moderate, the selection metric):
+{curve}.
+
 These are the numbers of a {params_m:.1f} M-parameter model trained on a 2-core CPU on synthetic
 scenes; they say how the pipeline does on this data, not how MonoTAKD does on KITTI (the paper
 reports Car AP3D R40 Moderate 22.61 on KITTI val with a ResNet-50 student).
@@ -72,7 +75,7 @@ python scripts/evaluate_checkpoint.py runs/student/checkpoints/{checkpoint_name}
 ```
 
 Shipped from a run on {machine}.
-"""
+{notes}"""
 
 
 def run_folder(checkpoint: Path) -> Path:
@@ -125,15 +128,25 @@ def train_command(name: str, stages: dict[str, tuple[Path, dict]]) -> str:
 
 
 def describe(model: dict) -> str:
-    """One line on the architecture, from the model config."""
-    image = model["image"]
-    scnet, cue = model["scnet"], model["spatial_cue"]
+    """The architecture in words, from the model config."""
+    image, cue, blocks = model["image"], model["spatial_cue"], model["scnet"]["blocks"]
+    alignment = (f"SAM with {cue['deformable_convs']} deformable convs"
+                 if cue["alignment"] == "sam" else "ASPP + SE spatial cue")
     return (f"`{model['trunk']['name']}` trunk, input {image['input_hw'][0]}×"
             f"{image['input_hw'][1]}, {model['depth']['num_bins']} LID depth bins, "
             f"{model['grid']['cell_m']} m BEV cells, {model['bev_channels']} BEV channels, "
-            f"SCNet {scnet['blocks']} blocks, alignment `{cue['alignment']}` with "
-            f"{cue['deformable_convs']} deformable convs, `{model['fusion_style']}` "
-            "fusion")
+            f"{f'SCNet {blocks} blocks' if blocks else 'no SCNet'}, {alignment}, "
+            f"`{model['fusion_style']}` fusion")
+
+
+def val_curve(checkpoint: Path) -> str:
+    """``step: AP`` pairs of the run's val_log.csv, or a note that it has none."""
+    log = run_folder(checkpoint) / "val_log.csv"
+    if not log.is_file():
+        return "none recorded"
+    with open(log, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return ", ".join(f"step {r['step']}: {float(r['car_ap3d_r40_moderate']):.2f}" for r in rows)
 
 
 def metric_rows(scores: dict) -> str:
@@ -169,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-command", default="monotakd-synth object --out "
                         "data/synth_object --frames 800 --seed 0 --val-fraction 0.25 \\\n"
                         "    --test-fraction 0.25 --labelled-test")
+    parser.add_argument("--notes", type=Path, default=None,
+                        help="markdown appended to the card under '## Notes'")
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "default_student")
     args = parser.parse_args(argv)
     meta = json.loads((args.checkpoint / "meta.json").read_text())
@@ -197,10 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     model = dataclass_to_dict(saved_model_config(load_checkpoint_meta(args.checkpoint),
                                                  args.checkpoint))
     order = [name for name in ("teacher", "ta", "student") if name in stages]
+    summary = (f"The detector node loads this checkpoint when `model_path` is not set. It is a "
+               f"camera-only MonoTAKD student ({describe(model)}), distilled with the "
+               f"`{student_train['distill']}` preset from a LiDAR teacher "
+               f"(`{model['teacher']['encoder']}` encoder) and a LiDAR-depth teaching assistant"
+               f"{', and initialised from the TA weights' if 'init' in stages else ''}.")
+    notes = f"\n## Notes\n\n{args.notes.read_text().strip()}\n" if args.notes else ""
     (args.out / "MODEL_CARD.md").write_text(CARD.format(
-        architecture=describe(model), preset=student_train["distill"],
-        teacher_encoder=model["teacher"]["encoder"],
-        init=", and initialised from the TA's weights" if "init" in stages else "",
+        summary=textwrap.fill(summary, width=96), curve=val_curve(args.checkpoint), notes=notes,
         params=params, params_m=params / 1e6, size_mib=weights.stat().st_size / 2**20,
         sha=hashlib.sha256(weights.read_bytes()).hexdigest(),
         classes=", ".join(meta["input_spec"]["class_names"]),

@@ -50,6 +50,8 @@ def test_ships_weights_provenance_and_card(tmp_path: Path) -> None:
         "stage": "student", "model_config": model, "train_config": train,
         "command": ["monotakd-train", "student", "--teacher", str(teacher), "--assistant",
                     str(ta), "--init-from", str(ta)]}))
+    (runs / "student" / "val_log.csv").write_text(
+        "step,car_ap3d_r40_moderate\n250,1.6344\n500,6.33255\n")
     test_json, baseline_json = tmp_path / "test.json", tmp_path / "baseline.json"
     test_json.write_text(json.dumps(_scores(student, 10.0)))
     baseline_json.write_text(json.dumps(_scores(tmp_path / "old", 4.0)))
@@ -65,6 +67,7 @@ def test_ships_weights_provenance_and_card(tmp_path: Path) -> None:
     assert "| Car | 1.00 | 10.00 | 3.00 | 4.00 | 5.00 | 6.00 |" in card
     assert "Car AP3D R40 Moderate 4.00: this one is 2.50× that" in card
     assert "teacher 11, TA 12, student 0 (batch" in card
+    assert "Car AP3D R40 Moderate, the selection metric):\nstep 250: 1.63, step 500: 6.33." in card
     assert "--teacher runs/teacher/checkpoints/last" in card
     assert "--init-from runs/ta/checkpoints/last" in card
     assert json.loads((out / "test_metrics.json").read_text())["ap_r40"]["Car"]["3d"][1] == 10.0
