@@ -1,8 +1,8 @@
-"""docs/detections.png: the shipped student's boxes on synthetic val frames (no labels drawn).
+"""docs/detections.png: the shipped student's boxes on held-out synthetic frames (no labels drawn).
 
-Usage: scripts/env.sh python scripts/make_detection_figure.py [--data DIR] [--frames N]
-Frames come from a synthetic KITTI object set (``monotakd-synth object``); the figure stacks the
-``N`` frames with the most detections among the first 40 val frames.
+Usage: scripts/env.sh python scripts/make_detection_figure.py [--data DIR] [--split S] [--frames N]
+Frames come from a synthetic KITTI object set (``monotakd-synth object --labelled-test``); the
+figure stacks the ``N`` frames with the most detections among the first 40 of the split.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def main() -> None:
     """Render the figure."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "synth_object")
+    parser.add_argument("--split", default="test", help="ImageSets name (default test)")
     parser.add_argument("--frames", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "detections.png")
     args = parser.parse_args()
@@ -33,7 +34,7 @@ def main() -> None:
     predictor = StudentPredictor.from_checkpoint(default_model_path(), device="cpu",
                                                  score_threshold=0.3, nms_iou=0.1)
     drawn = []
-    for fid in dataset.frame_ids("val")[:40]:
+    for fid in dataset.frame_ids(args.split)[:40]:
         image, P2 = dataset.image(fid), dataset.calib(fid).P2
         detections = predictor.predict(image, P2)
         canvas = draw_boxes_cam(image, detections.boxes_cam, P2, detections.class_names,
