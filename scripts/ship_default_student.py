@@ -13,7 +13,6 @@ run folders the student's command names, so the card's commands rebuild the chai
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import platform
@@ -28,6 +27,7 @@ from safetensors import safe_open
 from monotakd_ros.configuration import dataclass_to_dict
 from monotakd_ros.model_io.checkpoint import load_checkpoint_meta
 from monotakd_ros.models.config import saved_model_config
+from monotakd_ros.training.logging_utils import read_csv_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("Car", "Pedestrian", "Cyclist")
@@ -141,11 +141,9 @@ def describe(model: dict) -> str:
 
 def val_curve(checkpoint: Path) -> str:
     """``step: AP`` pairs of the run's val_log.csv, or a note that it has none."""
-    log = run_folder(checkpoint) / "val_log.csv"
-    if not log.is_file():
+    rows = read_csv_rows(run_folder(checkpoint) / "val_log.csv")
+    if not rows:
         return "none recorded"
-    with open(log, newline="") as handle:
-        rows = list(csv.DictReader(handle))
     return ", ".join(f"step {r['step']}: {float(r['car_ap3d_r40_moderate']):.2f}" for r in rows)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +30,22 @@ REPORTED_CLASS = "Car"
 
 @dataclass(frozen=True)
 class ValidationResult:
-    """Car AP at 40 recall points (percent), Easy/Moderate/Hard, and the full table."""
+    """AP at 40 recall points (percent), Easy/Moderate/Hard, per class, and the full table."""
 
-    ap3d_r40: tuple[float, float, float]
-    apbev_r40: tuple[float, float, float]
+    # every evaluated class (Car always): {"Car": {"3d": (E, M, H), "bev": (E, M, H)}, ...}
+    per_class: dict[str, dict[str, tuple[float, float, float]]]
     num_frames: int
     table: str
-    # every evaluated class: {"Car": {"3d": (E, M, H), "bev": (E, M, H)}, ...}, R40
-    per_class: dict[str, dict[str, tuple[float, float, float]]] = field(default_factory=dict)
+
+    @property
+    def ap3d_r40(self) -> tuple[float, float, float]:
+        """Car AP3D R40, Easy/Moderate/Hard."""
+        return self.per_class[REPORTED_CLASS]["3d"]
+
+    @property
+    def apbev_r40(self) -> tuple[float, float, float]:
+        """Car APBEV R40, Easy/Moderate/Hard."""
+        return self.per_class[REPORTED_CLASS]["bev"]
 
     @property
     def ap3d_moderate(self) -> float:
@@ -91,10 +99,8 @@ def validation_result(ground_truth: list[KittiLabels], predictions: list[KittiLa
     result = evaluate_kitti(ground_truth, predictions, classes=classes)
     per_class = {name: {metric: _triple(result.average_precision(name, metric, recall_points=40))
                         for metric in ("3d", "bev")} for name in classes}
-    return ValidationResult(ap3d_r40=per_class[REPORTED_CLASS]["3d"],
-                            apbev_r40=per_class[REPORTED_CLASS]["bev"],
-                            num_frames=len(ground_truth), table=result.format_table(),
-                            per_class=per_class)
+    return ValidationResult(per_class=per_class, num_frames=len(ground_truth),
+                            table=result.format_table())
 
 
 def _triple(values: np.ndarray) -> tuple[float, float, float]:
