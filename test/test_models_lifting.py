@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from monotakd_ros.configuration import dataclass_from_dict
+from monotakd_ros.errors import ConfigError
 from monotakd_ros.models.config import BevGridConfig, DepthBinsConfig
 from monotakd_ros.models.lifting import (
     FrustumToVoxel,
@@ -18,6 +21,7 @@ from monotakd_ros.models.lifting import (
     frustum_features,
     lid_bin_edges_m,
     lidar_depth_one_hot,
+    pooled_lidar_depth_m,
     sample_frustum,
     voxel_centres_lidar,
 )
@@ -73,6 +77,28 @@ def test_lidar_one_hot_pools_valid_pixels_then_bins() -> None:
     expected[0, 3, 1, 1] = 1  # mean(6, 10) = 8 → bin 3 = [8, 12)
     # block (0, 1) holds no LiDAR return: it lifts nothing, not even into "beyond"
     torch.testing.assert_close(one_hot, expected)
+
+
+def test_nearest_pooling_gives_a_block_the_depth_of_its_closest_return() -> None:
+    depth = torch.tensor([[[2.5, 0.0, 0.0, 0.0],
+                           [0.0, 3.5, 0.0, 0.0],
+                           [13.0, 0.0, 6.0, 10.0],
+                           [0.0, 0.0, 0.0, 0.0]]])
+    nearest = dataclasses.replace(FOUR_BINS, lidar_pooling="nearest")
+    one_hot = lidar_depth_one_hot(depth, stride=2, cfg=nearest)
+    expected = torch.zeros(1, 5, 2, 2)
+    expected[0, 0, 0, 0] = 1  # min(2.5, 3.5) = 2.5 → bin 0 = [2, 3) (mean: bin 1)
+    expected[0, 4, 1, 0] = 1  # 13 m → beyond
+    expected[0, 2, 1, 1] = 1  # min(6, 10) = 6 → bin 2 = [5, 8) (mean 8: bin 3)
+    torch.testing.assert_close(one_hot, expected)
+    pooled, valid = pooled_lidar_depth_m(depth, 2, "nearest")
+    torch.testing.assert_close(pooled, torch.tensor([[[2.5, 0.0], [13.0, 6.0]]]))
+    assert valid.tolist() == [[[True, False], [True, True]]]
+
+
+def test_unknown_lidar_pooling_is_refused() -> None:
+    with pytest.raises(ConfigError, match="lidar_pooling.*'median' is not one of"):
+        dataclass_from_dict(DepthBinsConfig, {"lidar_pooling": "median"}, where="depth")
 
 
 def test_lidar_one_hot_pads_odd_sizes_with_empty_pixels() -> None:

@@ -134,6 +134,12 @@ class DepthBinsConfig:
     num_bins: int = bounded(120, ge=2)
     min_m: float = bounded(2.0, gt=0)
     max_m: float = 46.8
+    # How a stride x stride block of sparse LiDAR depths becomes the one depth of its feature
+    # cell (the TA's one-hot depth and the student's depth target). "mean" of the valid depths
+    # (first release; close to upstream's local mean of a dense map); "nearest": the smallest,
+    # so a block that a thin foreground object only partly covers takes the object's depth
+    # instead of a depth between it and the background (docs/method.md, "LiDAR depth per cell").
+    lidar_pooling: Literal["mean", "nearest"] = "mean"
 
     def __post_init__(self) -> None:
         check_fields(self, "depth")

@@ -53,23 +53,33 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h))
 
 
-def pooled_lidar_depth_m(depth_maps_m: torch.Tensor, stride: int
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean of the valid (> 0) depths per stride×stride block → (depth, valid), (B, H/s, W/s)."""
+def pooled_lidar_depth_m(depth_maps_m: torch.Tensor, stride: int,
+                         pooling: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
+    """One depth per stride×stride block of valid (> 0) depths → (depth, valid), (B, H/s, W/s).
+
+    ``pooling``: "mean" of the block's valid depths, or "nearest" (their minimum).
+    """
     depth = pad_to_multiple(depth_maps_m, stride).unsqueeze(1)  # (B, 1, H, W)
-    valid = (depth > 0).to(depth.dtype)
-    # avg_pool of (depth · valid) and valid share the 1/s² factor, which cancels in the ratio.
-    depth_sum = F.avg_pool2d(depth * valid, stride)
-    count = F.avg_pool2d(valid, stride)
-    has_depth = count > 0
-    mean = torch.where(has_depth, depth_sum / count.clamp_min(1e-12), torch.zeros_like(count))
-    return mean.squeeze(1), has_depth.squeeze(1)
+    valid = depth > 0
+    has_depth = F.max_pool2d(valid.to(depth.dtype), stride) > 0
+    if pooling == "nearest":
+        far = torch.where(valid, depth, torch.full_like(depth, torch.finfo(depth.dtype).max))
+        pooled = -F.max_pool2d(-far, stride)
+    elif pooling == "mean":
+        # avg_pool of (depth · valid) and valid share the 1/s² factor, which cancels in the ratio.
+        weights = valid.to(depth.dtype)
+        pooled = F.avg_pool2d(depth * weights, stride) / F.avg_pool2d(weights, stride).clamp_min(
+            1e-12)
+    else:
+        raise ValueError(f"pooling must be 'mean' or 'nearest', got {pooling!r}")
+    pooled = torch.where(has_depth, pooled, torch.zeros_like(pooled))
+    return pooled.squeeze(1), has_depth.squeeze(1)
 
 
 def lidar_depth_one_hot(depth_maps_m: torch.Tensor, stride: int,
                         cfg: DepthBinsConfig) -> torch.Tensor:
     """(B, N + 1, H/s, W/s) one-hot LID bins of the pooled LiDAR depth; empty cells are zero."""
-    depth_m, has_depth = pooled_lidar_depth_m(depth_maps_m, stride)
+    depth_m, has_depth = pooled_lidar_depth_m(depth_maps_m, stride, cfg.lidar_pooling)
     bins = depth_bin_indices(depth_m, cfg)  # (B, h, w)
     one_hot = F.one_hot(bins, cfg.num_bins + 1).permute(0, 3, 1, 2)  # (B, N + 1, h, w)
     return one_hot.to(depth_maps_m.dtype) * has_depth.unsqueeze(1).to(depth_maps_m.dtype)
