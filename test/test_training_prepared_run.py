@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import safetensors.torch
@@ -94,3 +96,23 @@ def test_threads_are_chosen_for_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None
         assert choose_threads(3, torch.device("cpu")) == 3 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("data_cache", [True, False])
+def test_repeat_factors_repeat_the_rare_class_frame_in_every_epoch(
+        tmp_path: Path, data_cache: bool) -> None:
+    data = write_tiny_kitti(tmp_path / "kitti", num_train=4, num_val=1, cars_per_frame=1)
+    label = data / "training" / "label_2" / "000001.txt"
+    label.write_text(label.read_text() + "Cyclist 0.00 0 0.00 100.0 100.0 150.0 200.0 1.70 "
+                     "0.60 1.80 2.0 1.6 15.0 0.00\n")
+    model_cfg = load_model_config(write_yaml(tmp_path / "model.yaml", TINY_MODEL))
+    # Cyclist share 1/4 with t = 1 → factor 2: frame 000001 twice, the others once.
+    cfg = TrainConfig(batch_size=1, seed=0, workers=0, data_cache=data_cache,
+                      repeat_factor_threshold=1.0)
+    stage = SimpleNamespace(name="ta", spec=input_spec_for(model_cfg), model_cfg=model_cfg,
+                            frozen=None)
+    loader = data_loading.build_stage_data(stage, data, [], cfg, CPU,  # type: ignore[arg-type]
+                                           tmp_path / "cache")
+    assert loader.batches_per_epoch == 5
+    epoch = [b.frame_ids[0] for b in islice(loader.batches(0, 0, 5), 5)]
+    assert sorted(epoch) == ["000000", "000001", "000001", "000002", "000003"]

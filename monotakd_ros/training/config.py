@@ -73,6 +73,9 @@ class TrainConfig:
     val_split: str = "val"
     val_max_frames: int = bounded(0, ge=0)  # 0 = the whole val split
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # training frames only
+    # repeat-factor sampling (training/repeat_factors.py): frames with classes held by fewer
+    # than this share of the training frames repeat up to sqrt(t / share) times; 0 = off
+    repeat_factor_threshold: float = bounded(0.0, ge=0, le=1)
     # intervals, in optimiser steps; 0 disables
     log_interval: int = bounded(10, ge=0)
     val_interval: int = bounded(1000, ge=0)

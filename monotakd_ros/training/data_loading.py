@@ -32,6 +32,7 @@ from monotakd_ros.models.config import ModelConfig
 from monotakd_ros.training.config import TrainConfig
 from monotakd_ros.training.distributed import DistContext, ResumableDistributedSampler
 from monotakd_ros.training.frozen_targets import cached_frozen_targets
+from monotakd_ros.training.repeat_factors import split_repeats
 from monotakd_ros.training.stages import FrozenModels, Stage
 
 LOG = logging.getLogger(__name__)
@@ -159,10 +160,11 @@ def checked_batches_per_epoch(sampler: ResumableDistributedSampler, num_frames: 
 
 
 def build_train_loader(dataset: Dataset[FrameSample], cfg: TrainConfig,
-                       ctx: DistContext) -> TrainLoader:
-    """Sharded, shuffled, fixed-size batches of ``dataset`` for this rank."""
+                       ctx: DistContext, repeats: Sequence[int] | None = None) -> TrainLoader:
+    """Sharded, shuffled, fixed-size batches of ``dataset`` (frame i ``repeats[i]`` times)."""
     seeded = EpochSeededDataset(dataset, cfg.seed)
-    sampler = ResumableDistributedSampler(seeded, ctx, seed=cfg.seed, shuffle=True)
+    sampler = ResumableDistributedSampler(seeded, ctx, seed=cfg.seed, shuffle=True,
+                                          repeats=repeats)
     batches_per_epoch = checked_batches_per_epoch(sampler, len(seeded), cfg, ctx)
     generator = torch.Generator()
     loader = DataLoader(seeded, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
@@ -236,14 +238,20 @@ def fits_on_device(needed_bytes: int, device: torch.device, mode: str, what: str
 
 
 def build_prepared_loader(data_root: Path, cfg: TrainConfig, spec: InputSpec, ctx: DistContext,
-                          cache_dir: Path) -> PreparedTrainLoader:
+                          cache_dir: Path, class_names: Sequence[str] = ()
+                          ) -> PreparedTrainLoader:
     """The training split prepared (or read from ``cache_dir``) and batched on the device."""
     store = prepared_split(SplitSource(data_root, cfg.train_split, spec), cache_dir,
                            workers=cfg.workers)
     resident = fits_on_device(resident_bytes(store), ctx.device, cfg.resident,
                               "the prepared split")
     frames = PreparedFrames(store, spec, ctx.device, resident)
-    sampler = ResumableDistributedSampler(frames, ctx, seed=cfg.seed, shuffle=True)
+    repeats = None
+    if cfg.repeat_factor_threshold > 0:
+        repeats = split_repeats(data_root, frames.frame_ids, class_names,
+                                cfg.repeat_factor_threshold, cfg.seed)
+    sampler = ResumableDistributedSampler(frames, ctx, seed=cfg.seed, shuffle=True,
+                                          repeats=repeats)
     batches_per_epoch = checked_batches_per_epoch(sampler, len(frames), cfg, ctx)
     return PreparedTrainLoader(frames=frames, sampler=sampler, augment=cfg.augment,
                                batch_size=cfg.batch_size, batches_per_epoch=batches_per_epoch,
@@ -272,6 +280,7 @@ def build_stage_data(stage: Stage, data_root: Path, unlabeled_drives: Sequence[P
                      cache_dir: Path | None) -> TrainLoader | PreparedTrainLoader:
     """Live loader, or the prepared split (``data_cache``) plus cached frozen targets."""
     unlabeled_drives = guarded_drives(unlabeled_drives, cfg.leak_guard, data_root)
+    class_names = stage.model_cfg.head.class_names
     if cfg.hidden_label_split and stage.name != "student":
         raise ConfigError(f"train.hidden_label_split: only the student stage learns from "
                           f"frames without labels, not {stage.name!r}")
@@ -288,9 +297,15 @@ def build_stage_data(stage: Stage, data_root: Path, unlabeled_drives: Sequence[P
         dataset = build_train_dataset(data_root, cfg.train_split, stage.spec, unlabeled_drives,
                                       augment=cfg.augment,
                                       hidden_label_split=cfg.hidden_label_split)
-        return build_train_loader(dataset, cfg, ctx)
+        repeats = None
+        if cfg.repeat_factor_threshold > 0:
+            labelled_ids = split_frame_ids(KittiObjectDataset(data_root), cfg.train_split)
+            repeats = split_repeats(data_root, labelled_ids, class_names,
+                                    cfg.repeat_factor_threshold, cfg.seed,
+                                    unlabelled_frames=len(dataset) - len(labelled_ids))
+        return build_train_loader(dataset, cfg, ctx, repeats)
     cache_dir = cache_dir or default_cache_dir()
-    loader = build_prepared_loader(data_root, cfg, stage.spec, ctx, cache_dir)
+    loader = build_prepared_loader(data_root, cfg, stage.spec, ctx, cache_dir, class_names)
     frozen_models = stage.frozen
     if (cfg.frozen_cache != "off" and isinstance(frozen_models, FrozenModels)
             and (frozen_models.teacher is not None or frozen_models.assistant is not None)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sized
+from collections.abc import Iterator, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,9 +110,19 @@ class ResumableDistributedSampler(DistributedSampler):
 
     The order of an epoch depends only on (seed, epoch), so skipping the first ``start_index``
     samples of this rank reproduces exactly what an uninterrupted run would have drawn next.
+    ``repeats`` (one whole number per frame, ``training/repeat_factors.py``) lists frame ``i``
+    ``repeats[i]`` times in every epoch; it yields frame indices either way.
     """
 
-    def __init__(self, dataset: Sized, ctx: DistContext, seed: int, shuffle: bool = True) -> None:
+    def __init__(self, dataset: Sized, ctx: DistContext, seed: int, shuffle: bool = True,
+                 repeats: Sequence[int] | None = None) -> None:
+        self.rows: list[int] | None = None
+        if repeats is not None:
+            if len(repeats) != len(dataset) or min(repeats, default=1) < 0:
+                raise ConfigError(f"repeats: need {len(dataset)} counts >= 0, got "
+                                  f"{len(repeats)}")
+            self.rows = [row for row, count in enumerate(repeats) for _ in range(int(count))]
+            dataset = range(len(self.rows))
         super().__init__(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=shuffle,
                          seed=seed, drop_last=True)
         self.start_index = 0
@@ -123,8 +133,8 @@ class ResumableDistributedSampler(DistributedSampler):
         self.start_index = start_index
 
     def __iter__(self) -> Iterator[int]:
-        indices = list(super().__iter__())
-        return iter(indices[self.start_index:])
+        places = list(super().__iter__())[self.start_index:]
+        return iter(places if self.rows is None else [self.rows[p] for p in places])
 
     def __len__(self) -> int:
         return max(0, self.num_samples - self.start_index)
