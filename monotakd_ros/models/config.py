@@ -138,7 +138,8 @@ class DepthBinsConfig:
     # cell (the TA's one-hot depth and the student's depth target). "mean" of the valid depths
     # (first release; close to upstream's local mean of a dense map); "nearest": the smallest,
     # so a block that a thin foreground object only partly covers takes the object's depth
-    # instead of a depth between it and the background (docs/method.md, "LiDAR depth per cell").
+    # instead of a depth between it and the background (docs/method.md, "LiDAR depth per
+    # feature cell").
     lidar_pooling: Literal["mean", "nearest"] = "mean"
 
     def __post_init__(self) -> None:
