@@ -74,12 +74,12 @@ def count_on_object(args: argparse.Namespace) -> tuple[list[str], dict[str, np.n
         T = sample.T_rect_from_lidar
         for box, cls, corners in zip(sample.gt_boxes_lidar, sample.gt_classes,
                                      corners_lidar(sample.gt_boxes_lidar), strict=True):
-            rect = corners @ T[:3, :3].T + T[:3, 3]
+            # The 8 corners and, last, the centre, in the rectified camera frame.
+            rect = np.vstack([corners, box[None, :3]]) @ T[:3, :3].T + T[:3, 3]
             if cls < 0 or (rect[:, 2] < 1.0).any():
                 continue
-            corners_px, _ = project_rect_to_image(rect, sample.P2)
-            _, (centre_depth,) = project_rect_to_image(
-                box[None, :3] @ T[:3, :3].T + T[:3, 3], sample.P2)
+            pixels, depths = project_rect_to_image(rect, sample.P2)
+            corners_px, centre_depth = pixels[:-1], depths[-1]
             rows, cols = object_cells(corners_px, grid_hw)
             tolerance = max(box[3], box[4]) / 2.0 + args.tolerance_m
             for pooling, (depth_m, valid) in pooled.items():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from monotakd_ros.eval.paired import paired_stats
+from monotakd_ros.training.ablation_report import mean_std_cell
 
 METRICS = (("3d", "AP3D"), ("bev", "APBEV"))
 DIFFICULTIES = ("Easy", "Moderate", "Hard")
@@ -81,8 +83,8 @@ def paired_table(first: Sequence[dict[str, list[float]]], second: Sequence[dict[
 
 
 def _mean_std(values: np.ndarray) -> str:
-    std = values.std(ddof=1) if len(values) > 1 else float("nan")
-    return f"{values.mean():.2f} ± {std:.2f}"
+    return mean_std_cell(float(values.mean()),
+                         float(values.std(ddof=1)) if len(values) > 1 else math.nan)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -125,7 +125,8 @@ def claim_lines(compared: Sequence[ComparisonResult]) -> list[str]:
     return lines
 
 
-def _cell(mean: float, std: float) -> str:
+def mean_std_cell(mean: float, std: float) -> str:
+    """``mean ± std`` to two decimals; a dash for the std of a single seed (NaN)."""
     return f"{mean:.2f} ± {'–' if math.isnan(std) else f'{std:.2f}'}"
 
 
@@ -138,8 +139,8 @@ def row_table_lines(summary: Sequence[dict]) -> list[str]:
     for entry in summary:
         cells = [entry["title"]]
         for metric in METRICS:
-            cells += [_cell(m, s) for m, s in zip(entry["mean"][metric], entry["std"][metric],
-                                                  strict=True)]
+            cells += [mean_std_cell(m, s) for m, s in zip(entry["mean"][metric],
+                                                          entry["std"][metric], strict=True)]
         cells += [", ".join(str(s) for s in entry["seeds"]), f"{entry['wall_s_total'] / 60:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
