@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from monotakd_ros.errors import MonotakdError
-from monotakd_ros.geometry.boxes import corners_lidar
 from monotakd_ros.geometry.projection import project_rect_to_image
 from monotakd_ros.models.config import load_model_config
 from monotakd_ros.models.lifting import pooled_lidar_depth_m
+from monotakd_ros.models.object_cells import cells_in_boxes, projected_boxes_px
 from monotakd_ros.models.trunks import STRIDE
 from monotakd_ros.training.data_loading import build_val_dataset, input_spec_for
 
@@ -48,18 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def object_cells(corners_px: np.ndarray, grid_hw: tuple[int, int]) -> tuple[slice, slice]:
-    """Rows and columns of the stride-8 cells whose centre lies in the corners' 2D box."""
-    (u0, v0), (u1, v1) = corners_px.min(axis=0), corners_px.max(axis=0)
-    # Cell c's centre is at pixel STRIDE * c + (STRIDE - 1) / 2 (pixel centres at integers).
-    half = (STRIDE - 1) / 2.0
-    first_col, last_col = int(np.ceil((u0 - half) / STRIDE)), int(np.floor((u1 - half) / STRIDE))
-    first_row, last_row = int(np.ceil((v0 - half) / STRIDE)), int(np.floor((v1 - half) / STRIDE))
-    rows = slice(max(first_row, 0), min(last_row + 1, grid_hw[0]))
-    cols = slice(max(first_col, 0), min(last_col + 1, grid_hw[1]))
-    return rows, cols
-
-
 def count_on_object(args: argparse.Namespace) -> tuple[list[str], dict[str, np.ndarray]]:
     """Per pooling, a (classes, 2) array: cells on the object, cells with a return."""
     model_cfg = load_model_config(args.model_config)
@@ -71,22 +59,22 @@ def count_on_object(args: argparse.Namespace) -> tuple[list[str], dict[str, np.n
         depth_map = torch.as_tensor(sample.depth_map).unsqueeze(0)
         pooled = {p: pooled_lidar_depth_m(depth_map, STRIDE, p) for p in POOLINGS}
         grid_hw = tuple(pooled["mean"][0].shape[-2:])
-        T = sample.T_rect_from_lidar
-        for box, cls, corners in zip(sample.gt_boxes_lidar, sample.gt_classes,
-                                     corners_lidar(sample.gt_boxes_lidar), strict=True):
-            # The 8 corners and, last, the centre, in the rectified camera frame.
-            rect = np.vstack([corners, box[None, :3]]) @ T[:3, :3].T + T[:3, 3]
-            if cls < 0 or (rect[:, 2] < 1.0).any():
+        T, P2 = sample.T_rect_from_lidar, sample.P2
+        boxes = torch.as_tensor(sample.gt_boxes_lidar, dtype=torch.float32)
+        boxes_px, in_front = projected_boxes_px(boxes, torch.as_tensor(T), torch.as_tensor(P2),
+                                                near_m=1.0)
+        cells = cells_in_boxes(boxes_px, grid_hw, STRIDE)
+        _, centre_depths = project_rect_to_image(sample.gt_boxes_lidar[:, :3] @ T[:3, :3].T
+                                                 + T[:3, 3], P2)
+        for i, (box, cls) in enumerate(zip(sample.gt_boxes_lidar, sample.gt_classes,
+                                           strict=True)):
+            if cls < 0 or not in_front[i]:
                 continue
-            pixels, depths = project_rect_to_image(rect, sample.P2)
-            corners_px, centre_depth = pixels[:-1], depths[-1]
-            rows, cols = object_cells(corners_px, grid_hw)
             tolerance = max(box[3], box[4]) / 2.0 + args.tolerance_m
             for pooling, (depth_m, valid) in pooled.items():
-                cell_depth = depth_m[0, rows, cols].numpy()
-                has = valid[0, rows, cols].numpy()
-                counts[pooling][cls] += ((np.abs(cell_depth - centre_depth) < tolerance) & has
-                                         ).sum(), has.sum()
+                has = valid[0] & cells[i]
+                on_object = (depth_m[0] - float(centre_depths[i])).abs() < tolerance
+                counts[pooling][cls] += int((on_object & has).sum()), int(has.sum())
     return names, counts
 
 

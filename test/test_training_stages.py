@@ -175,3 +175,24 @@ def test_frozen_checkpoints_are_validated(env: dict, tmp_path: Path) -> None:
     assert stage.frozen.teacher is None and stage.frozen.assistant is None
     with pytest.raises(ConfigError, match=r"stage: expected one of .* got 'teachr'"):
         build_stage("teachr", env["model_cfg"], env["spec"], env["cfg"].detection)
+
+
+def test_the_depth_loss_weighs_the_cells_of_the_batch_s_labelled_objects(env: dict) -> None:
+    def depth_term(foreground_weight: float, samples: list) -> float:
+        overrides = {"depth_weight": 1.0, "depth_foreground_weight": foreground_weight}
+        cfg = dataclasses.replace(env["cfg"], distill="none", distill_overrides=overrides)
+        seed_everything(0)
+        stage = build_stage("student", env["model_cfg"], env["spec"], cfg.detection,
+                            cfg.distill_config())
+        stage.model.eval()
+        batch = collate_frames(samples)
+        return stage.loss_module(batch, stage.frozen_outputs(batch))["depth"].item()
+
+    dataset = build_train_dataset(env["data"], "train", env["spec"])
+    labelled = [dataset[0], dataset[1]]
+    assert all(len(s.gt_boxes_lidar) > 0 for s in labelled)
+    assert depth_term(12.0, labelled) != pytest.approx(depth_term(0.0, labelled), rel=1e-3)
+    # Without boxes every cell weighs 1: the same loss as without the option.
+    no_boxes = [dataclasses.replace(s, gt_boxes_lidar=s.gt_boxes_lidar[:0],
+                                    gt_classes=s.gt_classes[:0]) for s in labelled]
+    assert depth_term(12.0, no_boxes) == pytest.approx(depth_term(0.0, no_boxes), rel=1e-6)

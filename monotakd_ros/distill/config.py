@@ -36,6 +36,9 @@ class DistillConfig:
     gt_weight: float = bounded(1.0, ge=0)  # scales the GT detection terms; 0 = teacher only
     # optional CE on LiDAR depth bins (CaDDN-style); needs depth maps
     depth_weight: float = bounded(0.0, ge=0)
+    # extra depth-loss weight on cells inside a labelled object's projected 2D box: per-cell
+    # weight 1 + w (CaDDN's 13 : 1 is w = 12), the CE averaged over the weights
+    depth_foreground_weight: float = bounded(0.0, ge=0)
     imd_weight: float = bounded(1.0, ge=0)  # MSE(F_S, F_TA)
     cmrd_weight: float = bounded(0.2, ge=0)  # MSE(F_S_spa, R), R = |F_T - F_TA| thresholded
     # R entries below ratio · max(R) (per sample) → 0
@@ -54,6 +57,9 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "distill")
+        if self.depth_foreground_weight > 0 and self.depth_weight == 0:
+            raise ConfigError("distill.depth_foreground_weight > 0 weighs the depth loss, "
+                              "which is off: set distill.depth_weight > 0 too")
 
     @property
     def uses_response(self) -> bool:

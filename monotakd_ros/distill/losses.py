@@ -94,8 +94,13 @@ def student_losses(cfg: DistillConfig, student: CameraDetectorOutput, *,
                    targets: AnchorTargets | None = None, teacher: TeacherOutput | None = None,
                    assistant: CameraDetectorOutput | None = None,
                    depth_maps: torch.Tensor | None = None,
-                   depth_bins: DepthBinsConfig | None = None) -> LossTerms:
-    """Every student term switched on in ``cfg``; GT terms only when ``targets`` is given."""
+                   depth_bins: DepthBinsConfig | None = None,
+                   object_cells: torch.Tensor | None = None) -> LossTerms:
+    """Every student term switched on in ``cfg``; GT terms only when ``targets`` is given.
+
+    ``object_cells`` (B, h, w) bool marks the feature cells inside a labelled object's 2D box
+    (``models.object_cells``); needed when ``cfg.depth_foreground_weight`` > 0.
+    """
     terms = LossTerms()
     features = student.features
     need_ta = "distill.imd_weight/cmrd_weight > 0 need the TA output"
@@ -104,9 +109,14 @@ def student_losses(cfg: DistillConfig, student: CameraDetectorOutput, *,
         _add_detection(terms, student.head, targets, cfg.detection, cfg.gt_weight)
     if cfg.depth_weight > 0:
         message = "distill.depth_weight > 0 needs depth maps, depth bins and predicted depth"
+        cell_weights = None
+        if cfg.depth_foreground_weight > 0:
+            foreground = _given(object_cells, "distill.depth_foreground_weight > 0 needs the "
+                                              "object cells of the batch")
+            cell_weights = 1.0 + cfg.depth_foreground_weight * foreground.float()
         terms.depth = cfg.depth_weight * depth_supervision_loss(
             _given(features.depth_logits, message), _given(depth_maps, message), STRIDE,
-            _given(depth_bins, message))
+            _given(depth_bins, message), cell_weights)
     if cfg.imd_weight > 0:
         ta = _given(assistant, need_ta)
         terms.imd = cfg.imd_weight * imd_loss(features.bev_visual, ta.features.bev_visual,

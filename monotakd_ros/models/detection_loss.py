@@ -96,10 +96,17 @@ def labelled_frame_count(targets: AnchorTargets, batch: int) -> torch.Tensor | f
 
 
 def depth_supervision_loss(depth_logits: torch.Tensor, depth_maps_m: torch.Tensor,
-                           stride: int, cfg: DepthBinsConfig) -> torch.Tensor:
-    """Cross-entropy of (B, N + 1, h, w) depth logits vs pooled LiDAR bins (cells with depth)."""
+                           stride: int, cfg: DepthBinsConfig,
+                           cell_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of (B, N + 1, h, w) depth logits vs pooled LiDAR bins (cells with depth).
+
+    ``cell_weights`` (B, h, w), if given, weighs each cell; the loss is the weighted mean over
+    the cells with depth.
+    """
     depth_m, has_depth = pooled_lidar_depth_m(depth_maps_m, stride, cfg.lidar_pooling)
     bins = depth_bin_indices(depth_m, cfg)  # (B, h, w)
     ce = F.cross_entropy(depth_logits.float(), bins, reduction="none")
-    mask = has_depth.float()
-    return (ce * mask).sum() / mask.sum().clamp(min=1.0)
+    weights = has_depth.float()
+    if cell_weights is not None:
+        weights = weights * cell_weights.float()
+    return (ce * weights).sum() / weights.sum().clamp(min=1e-6)

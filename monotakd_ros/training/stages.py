@@ -35,10 +35,12 @@ from monotakd_ros.models.build import build_assistant, build_student, build_teac
 from monotakd_ros.models.camera_detector import CameraBevDetector
 from monotakd_ros.models.config import ModelConfig, saved_model_config
 from monotakd_ros.models.head import AnchorHead
+from monotakd_ros.models.object_cells import object_cell_mask
 from monotakd_ros.models.outputs import CameraDetectorOutput, Detections, TeacherOutput
 from monotakd_ros.models.postprocess import detections_from_head
 from monotakd_ros.models.target_assigner import AnchorTargets, assign_targets
 from monotakd_ros.models.teacher import LidarTeacher
+from monotakd_ros.models.trunks import STRIDE
 from monotakd_ros.models.weight_transfer import WeightTransfer, transfer_matching_weights
 
 LOG = logging.getLogger(__name__)
@@ -132,9 +134,15 @@ class StudentLoss(nn.Module):
         # Always assign (all-ignored on unlabelled frames) so the head stays in the graph and
         # DDP sees the same parameters used on every rank.
         targets = gt_targets(self.detector.head, batch, self.model_cfg)
+        object_cells = None
+        depth_logits = output.features.depth_logits
+        if self.distill.depth_foreground_weight > 0 and depth_logits is not None:
+            object_cells = object_cell_mask(batch.gt_boxes_lidar, batch.gt_classes,
+                                            batch.T_rect_from_lidar, batch.P2,
+                                            tuple(depth_logits.shape[-2:]), STRIDE)
         terms = student_losses(self.distill, output, targets=targets, teacher=frozen.teacher,
                                assistant=frozen.assistant, depth_maps=batch.depth_maps,
-                               depth_bins=self.model_cfg.depth)
+                               depth_bins=self.model_cfg.depth, object_cells=object_cells)
         return loss_dict(terms)
 
 
