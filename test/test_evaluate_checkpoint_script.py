@@ -35,3 +35,22 @@ def test_scores_every_class_and_refuses_bad_input(tmp_path: Path,
     assert script.main([str(tmp_path / "missing"), "--data", str(data)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
     assert script.main([str(checkpoint), "--data", str(data), "--split", "nosuch"]) == 2
+
+
+def test_post_processing_can_be_overridden(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    model_cfg = load_model_config(write_yaml(tmp_path / "model.yaml", TINY_MODEL))
+    data = write_tiny_kitti(tmp_path / "kitti", num_train=2, num_val=1, cars_per_frame=1)
+    checkpoint = make_random_student_checkpoint(tmp_path / "student", model_cfg)
+    out = tmp_path / "scores.json"
+    assert script.main([str(checkpoint), "--data", str(data), "--split", "val", "--json",
+                        str(out), "--score-threshold", "0.35", "--nms-iou", "0.5"]) == 0
+    used = json.loads(out.read_text())["postprocess"]
+    assert (used["score_threshold"], used["nms_iou_threshold"]) == (0.35, 0.5)
+    assert used["max_detections"] == model_cfg.postprocess.max_detections  # not overridden
+    assert script.main([str(checkpoint), "--data", str(data), "--split", "val", "--json",
+                        str(out)]) == 0
+    assert json.loads(out.read_text())["postprocess"]["score_threshold"] == \
+        model_cfg.postprocess.score_threshold
+    assert script.main([str(checkpoint), "--data", str(data), "--score-threshold", "1.5"]) == 2
+    assert "score_threshold: must be in [0, 1), got 1.5" in capsys.readouterr().err

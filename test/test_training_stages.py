@@ -166,6 +166,11 @@ def test_frozen_checkpoints_are_validated(env: dict, tmp_path: Path) -> None:
     load_model_weights(env["ckpt"]["teacher"], reference)
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
                                                   reference.state_dict().values(), strict=True))
+    # Post-processing is not architecture: a TA loads at another score threshold and NMS IoU.
+    rethresholded = dataclasses.replace(env["model_cfg"], postprocess=dataclasses.replace(
+        env["model_cfg"].postprocess, score_threshold=0.5, nms_iou_threshold=0.3))
+    stage = build(env["ckpt"]["teacher"], env["ckpt"]["ta"], rethresholded)
+    assert stage.frozen.assistant is not None
     with pytest.raises(CheckpointError, match=r"missing/teacher: checkpoint not found"):
         build(tmp_path / "missing" / "teacher", env["ckpt"]["ta"])
     with pytest.raises(ConfigError, match=r"need the TA; pass --assistant"):

@@ -229,24 +229,30 @@ CAMERA_ONLY_KEYS = ("image", "trunk", "depth", "depth_head", "image_channels", "
                     "spatial_cue", "fusion_convs", "fusion_style")
 
 
-def _is_camera_only(entry: str) -> bool:
+# Post-processing (score threshold, NMS) is not architecture: a trained model may be loaded and
+# scored at other settings. Resuming a run still checks it (its val selection depends on it).
+NOT_ARCHITECTURE_KEYS = ("postprocess",)
+
+
+def _is_under(entry: str, tops: tuple[str, ...]) -> bool:
     key = entry.split(":")[0]
-    return any(key == top or key.startswith(top + ".") for top in CAMERA_ONLY_KEYS)
+    return any(key == top or key.startswith(top + ".") for top in tops)
 
 
 def load_checked_checkpoint(path: Path, expected_stage: StageName, model_cfg: ModelConfig,
                            model: nn.Module) -> nn.Module:
     """Load a checkpoint into ``model`` after checking its stage and model config.
 
-    A teacher is checked on the keys it reads only (not ``CAMERA_ONLY_KEYS``).
+    ``NOT_ARCHITECTURE_KEYS`` may differ; a teacher is checked on the keys it reads only (not
+    ``CAMERA_ONLY_KEYS``).
     """
     meta = load_checkpoint_meta(path)
     if meta.stage != expected_stage:
         raise CheckpointError(f"{path}: is a {meta.stage!r} checkpoint, expected a "
                               f"{expected_stage!r} checkpoint")
-    differences = architecture_differences(meta, path, model_cfg)
-    if expected_stage == "teacher":
-        differences = [entry for entry in differences if not _is_camera_only(entry)]
+    ignored = NOT_ARCHITECTURE_KEYS + (CAMERA_ONLY_KEYS if expected_stage == "teacher" else ())
+    differences = [entry for entry in architecture_differences(meta, path, model_cfg)
+                   if not _is_under(entry, ignored)]
     if differences:
         shown = "; ".join(differences[:5])
         raise CheckpointError(f"{path}: model config differs from --model-config "
