@@ -17,6 +17,9 @@ from monotakd_ros.inference import StudentPredictor
 
 SEED = 1000  # not the shipped student's training seed (0)
 FRAMES = range(2)
+# The depth check judges medians over 12 frames (50-65 matched cars per camera): on 2 frames
+# (about 9) one student's 640x480 bias read -8.5 % there and -0.9 % over these 12.
+DEPTH_FRAMES = range(12)
 
 
 def detector(camera_mode: str):  # noqa: ANN201 -- a camera_set.Detector
@@ -43,10 +46,10 @@ def test_same_scene_same_boxes_in_every_camera() -> None:
 
 
 def test_every_camera_detects_cars_at_the_right_depth() -> None:
-    scores = score_cameras(SEED, FRAMES, TEST_CAMERAS, detector("virtual"))
+    scores = score_cameras(SEED, DEPTH_FRAMES, TEST_CAMERAS, detector("virtual"))
     kitti = scores[0]
     for score in scores:
-        assert score.matched_cars >= 5, score
+        assert score.matched_cars >= 30, score
         assert score.median_abs_rel_depth_error < 0.15, score
         # The target: within 5 % (points) of the KITTI camera's depth error.
         assert abs(score.median_abs_rel_depth_error
