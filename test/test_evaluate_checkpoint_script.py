@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from training_fixtures import TINY_MODEL, write_tiny_kitti, write_yaml
 
-from monotakd_ros.models.config import load_model_config
+from monotakd_ros.models.config import ModelConfig, load_model_config
 from monotakd_ros.training.random_checkpoint import make_random_student_checkpoint
 
 _SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "evaluate_checkpoint.py"
@@ -18,11 +18,18 @@ script = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 _spec.loader.exec_module(script)  # type: ignore[union-attr]
 
 
-def test_scores_every_class_and_refuses_bad_input(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture()
+def random_student(tmp_path: Path) -> tuple[ModelConfig, Path, Path]:
+    """The tiny model's config, an untrained student checkpoint and a 3-frame val split."""
     model_cfg = load_model_config(write_yaml(tmp_path / "model.yaml", TINY_MODEL))
     data = write_tiny_kitti(tmp_path / "kitti", num_train=2, num_val=3, cars_per_frame=2)
-    checkpoint = make_random_student_checkpoint(tmp_path / "student", model_cfg)
+    return model_cfg, make_random_student_checkpoint(tmp_path / "student", model_cfg), data
+
+
+def test_scores_every_class_and_refuses_bad_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        random_student: tuple[ModelConfig, Path, Path]) -> None:
+    model_cfg, checkpoint, data = random_student
     out = tmp_path / "scores.json"
     assert script.main([str(checkpoint), "--data", str(data), "--split", "val",
                         "--json", str(out)]) == 0
@@ -37,11 +44,10 @@ def test_scores_every_class_and_refuses_bad_input(tmp_path: Path,
     assert script.main([str(checkpoint), "--data", str(data), "--split", "nosuch"]) == 2
 
 
-def test_post_processing_can_be_overridden(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    model_cfg = load_model_config(write_yaml(tmp_path / "model.yaml", TINY_MODEL))
-    data = write_tiny_kitti(tmp_path / "kitti", num_train=2, num_val=1, cars_per_frame=1)
-    checkpoint = make_random_student_checkpoint(tmp_path / "student", model_cfg)
+def test_post_processing_can_be_overridden(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        random_student: tuple[ModelConfig, Path, Path]) -> None:
+    model_cfg, checkpoint, data = random_student
     out = tmp_path / "scores.json"
     assert script.main([str(checkpoint), "--data", str(data), "--split", "val", "--json",
                         str(out), "--score-threshold", "0.35", "--nms-iou", "0.5"]) == 0
