@@ -6,6 +6,8 @@ same split) and, for one class, prints AP3D and APBEV R40 at every difficulty: b
 mean ± sample std, the per-seed differences (first − second), their mean, sample std, 95 %
 t interval and verdict (``monotakd_ros.eval.paired``: it holds only when the whole interval
 lies above 0). Files pair up by position: seed i of ``--first`` with seed i of ``--second``.
+With ``--second-bev`` every row compares against the second model's APBEV at that difficulty:
+a box's 3D IoU never exceeds its BEV IoU, so that is a ceiling on the second model's AP3D.
 
     python scripts/paired_scores.py --class Car --seeds 0 1 2 \
         --first runs/teacher_s{0,1,2}_test.json --second runs/ta_s{0,1,2}_test.json
@@ -45,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--names", nargs=2, default=("first", "second"),
                         help="labels of the two models")
     parser.add_argument("--class", dest="class_name", default="Car", help="default Car")
+    parser.add_argument("--second-bev", action="store_true",
+                        help="compare with the second model's APBEV in every row (a ceiling "
+                             "on its AP3D)")
     return parser
 
 
@@ -64,18 +69,22 @@ def read_scores(path: Path, class_name: str) -> tuple[str, dict[str, list[float]
 
 
 def paired_table(first: Sequence[dict[str, list[float]]], second: Sequence[dict[str, list[float]]],
-                 seeds: Sequence[int], names: Sequence[str]) -> str:
-    """Markdown rows: metric × difficulty with both means, the differences and the verdict."""
+                 seeds: Sequence[int], names: Sequence[str], second_bev: bool = False) -> str:
+    """Markdown rows: metric × difficulty with both means, the differences and the verdict.
+
+    ``second_bev``: the second model's APBEV stands in for its value in every row.
+    """
     lines = [f"| metric | {names[0]} mean ± std | {names[1]} mean ± std | per-seed "
              f"{names[0]} − {names[1]} (seeds {', '.join(map(str, seeds))}) | mean ± std | "
              "95 % CI | verdict |", "|---|---|---|---|---|---|---|"]
     for key, label in METRICS:
         for d, difficulty in enumerate(DIFFICULTIES):
             a = np.array([scores[key][d] for scores in first])
-            b = np.array([scores[key][d] for scores in second])
+            b = np.array([scores["bev" if second_bev else key][d] for scores in second])
             stats = paired_stats(dict(zip(seeds, (a - b).tolist(), strict=True)))
+            row = f"{label} {difficulty}" + (" vs APBEV" if second_bev else "")
             lines.append(
-                f"| {label} {difficulty} | {_mean_std(a)} | {_mean_std(b)} | "
+                f"| {row} | {_mean_std(a)} | {_mean_std(b)} | "
                 + ", ".join(f"{v:+.2f}" for v in stats.differences)
                 + f" | {stats.mean:+.2f} ± {stats.std:.2f} | "
                 f"[{stats.ci_low:+.2f}, {stats.ci_high:+.2f}] | {stats.verdict} |")
@@ -108,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = len(args.seeds)
     sys.stdout.write(f"{args.class_name}, R40, split {splits[0]!r}, n = {n} seed pairs; "
                      "± is the sample std\n\n")
-    sys.stdout.write(paired_table(scores[:n], scores[n:], args.seeds, args.names) + "\n")
+    sys.stdout.write(paired_table(scores[:n], scores[n:], args.seeds, args.names,
+                                  args.second_bev) + "\n")
     return 0
 
 

@@ -13,6 +13,12 @@ four variants with the KITTI R40 evaluator:
 If AP3D climbs to APBEV with GT z + h, the 3D gap is vertical. Also prints the mean |dz| and
 |dh| of the matched boxes (camera y is down: centre y = bottom y - h / 2).
 
+``--by-range`` adds, per distance band, the matched cars' mean |Δtop|, |Δbottom| and |Δh|
+beside what the raw LiDAR points tell without learning: the highest return inside each labelled
+car's footprint against its top, and the median height of the ground returns in a 1 m ring
+around it against its bottom. Where the points are far off, the sensor, not the model, limits
+the height.
+
     python scripts/teacher_error_breakdown.py runs/teacher/checkpoints/last \
         --data data/synth_object --stage teacher
 """
@@ -32,6 +38,7 @@ from torch.utils.data import DataLoader
 
 from monotakd_ros.data.batch import collate_frames
 from monotakd_ros.data.kitti.labels import KittiLabels
+from monotakd_ros.data.kitti.object_dataset import KittiObjectDataset
 from monotakd_ros.errors import MonotakdError
 from monotakd_ros.geometry.iou import bev_iou_matrix_cam
 from monotakd_ros.model_io.checkpoint import load_checkpoint_meta
@@ -43,6 +50,9 @@ from monotakd_ros.training.validation import predictions_as_kitti_labels, valida
 LOG = logging.getLogger("teacher_error_breakdown")
 VARIANTS = ("as predicted", "GT z", "GT h", "GT z + h")
 _Y, _H = 1, 4  # columns of boxes_cam [x, y, z, l, h, w, ry]
+RANGE_BANDS_M = ((0.0, 20.0), (20.0, 35.0), (35.0, 80.0))
+MIN_RETURNS = 5  # LiDAR returns inside a footprint before its top is judged
+RING_M = 1.0  # width of the ground ring around a footprint
 
 
 def matched_ground_truth(pred: KittiLabels, gt: KittiLabels, min_iou: float) -> np.ndarray:
@@ -92,9 +102,62 @@ def vertical_errors_m(preds: Sequence[KittiLabels], gts: Sequence[KittiLabels],
             float(dh_all.mean()) if count else float("nan"), count)
 
 
+def matched_vertical_errors(preds: Sequence[KittiLabels], gts: Sequence[KittiLabels],
+                            min_iou: float, class_name: str) -> np.ndarray:
+    """(N, 4) per matched detection: range, |Δtop|, |Δbottom|, |Δh| in metres."""
+    rows = []
+    for pred, gt in zip(preds, gts, strict=True):
+        match = matched_ground_truth(pred, gt, min_iou)
+        hit = (match >= 0) & (pred.names == class_name)
+        mine, theirs = pred.boxes_cam[hit], gt.boxes_cam[match[hit]]
+        bottom = np.abs(mine[:, _Y] - theirs[:, _Y])
+        top = np.abs((mine[:, _Y] - mine[:, _H]) - (theirs[:, _Y] - theirs[:, _H]))
+        height = np.abs(mine[:, _H] - theirs[:, _H])
+        rows.append(np.stack([np.hypot(theirs[:, 0], theirs[:, 2]), top, bottom, height], 1))
+    return np.concatenate(rows or [np.zeros((0, 4))])
+
+
+def point_vertical_errors(data: Path, frame_ids: Sequence[str], class_name: str) -> np.ndarray:
+    """(N, 3) per labelled object: range, |highest return − top|, |ground ring − bottom|."""
+    kitti = KittiObjectDataset(data)
+    rows = []
+    for frame_id in frame_ids:
+        points = kitti.calib(frame_id).camera_calib().lidar_to_rect(kitti.points(frame_id))
+        labels = kitti.labels(frame_id)
+        for box in labels.boxes_cam[labels.names == class_name]:
+            x, y, z, length, height, width, ry = box
+            offset = points - np.array([x, y, z])  # rect camera: y down
+            along = offset[:, 0] * np.cos(ry) - offset[:, 2] * np.sin(ry)
+            across = offset[:, 0] * np.sin(ry) + offset[:, 2] * np.cos(ry)
+            inside = (np.abs(along) < length / 2) & (np.abs(across) < width / 2)
+            on_object = inside & (offset[:, 1] < 0) & (offset[:, 1] > -height - 0.5)
+            near = (np.abs(along) < length / 2 + RING_M) & (np.abs(across) < width / 2 + RING_M)
+            ground = near & ~inside & (np.abs(offset[:, 1]) < 0.5)
+            if on_object.sum() < MIN_RETURNS or ground.sum() < 3:
+                continue
+            top_gap = abs(points[on_object, 1].min() - (y - height))
+            bottom_gap = abs(float(np.median(points[ground, 1])) - y)
+            rows.append((np.hypot(x, z), top_gap, bottom_gap))
+    return np.array(rows).reshape(-1, 3)
+
+
+def range_table(model: np.ndarray, points: np.ndarray) -> str:
+    """Markdown table of the model's and the points' mean vertical errors per range band."""
+    lines = ["| Range | matched | model abs(Δtop) / abs(Δbottom) / abs(Δh) | objects with "
+             "returns | points abs(Δtop) / abs(Δbottom) |", "|---|---|---|---|---|"]
+    for low, high in RANGE_BANDS_M:
+        m = model[(model[:, 0] >= low) & (model[:, 0] < high)]
+        q = points[(points[:, 0] >= low) & (points[:, 0] < high)]
+        model_cells = " / ".join(f"{v:.3f}" for v in m[:, 1:].mean(0)) if len(m) else "-"
+        point_cells = " / ".join(f"{v:.3f}" for v in q[:, 1:].mean(0)) if len(q) else "-"
+        lines.append(f"| {low:.0f}–{high:.0f} m | {len(m)} | {model_cells} | {len(q)} | "
+                     f"{point_cells} |")
+    return "\n".join(lines)
+
+
 def predict_split(args: argparse.Namespace) -> tuple[list[KittiLabels], list[KittiLabels],
-                                                       tuple[str, ...]]:
-    """(predictions, ground truth, class names) of the checkpoint on the split."""
+                                                       tuple[str, ...], list[str]]:
+    """(predictions, ground truth, class names, frame ids) of the checkpoint on the split."""
     if args.model_config is not None:
         model_cfg = load_model_config(args.model_config)
     else:  # the architecture the checkpoint was trained with
@@ -107,16 +170,19 @@ def predict_split(args: argparse.Namespace) -> tuple[list[KittiLabels], list[Kit
                         collate_fn=collate_frames)
     preds: list[KittiLabels] = []
     gts: list[KittiLabels] = []
+    frame_ids: list[str] = []
     with torch.no_grad():
         for batch in loader:
             detections = stage.predict(batch.to(device))
             preds.extend(predictions_as_kitti_labels(detections, batch, dataset))
             gts.extend(dataset.kitti.labels(frame_id) for frame_id in batch.frame_ids)
+            frame_ids.extend(batch.frame_ids)
             if 0 < args.max_frames <= len(gts):
                 break
     if args.max_frames > 0:
         preds, gts = preds[:args.max_frames], gts[:args.max_frames]
-    return preds, gts, tuple(dataset.spec.class_names)
+        frame_ids = frame_ids[:args.max_frames]
+    return preds, gts, tuple(dataset.spec.class_names), frame_ids
 
 
 def breakdown_table(preds: list[KittiLabels], gts: list[KittiLabels],
@@ -152,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-frames", type=int, default=0, help="0 = the whole split")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--by-range", action="store_true",
+                        help="also tabulate Car vertical errors per range band, model vs points")
     return parser
 
 
@@ -160,13 +228,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
-        preds, gts, class_names = predict_split(args)
+        preds, gts, class_names, frame_ids = predict_split(args)
     except MonotakdError as err:
         LOG.error("%s", err)
         return 2
     print(f"{args.stage} {args.checkpoint} on {args.data} split {args.split} "
           f"({len(gts)} frames)")
     print(breakdown_table(preds, gts, class_names, args.match_iou))
+    if args.by_range:
+        print()
+        print(range_table(matched_vertical_errors(preds, gts, args.match_iou, "Car"),
+                          point_vertical_errors(args.data, frame_ids, "Car")))
     return 0
 
 

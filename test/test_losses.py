@@ -63,6 +63,26 @@ def test_detection_loss_hand_example() -> None:
                                               rel=1e-5)
 
 
+def test_code_weights_scale_each_residual_of_the_box_term() -> None:
+    head = HeadOutput(cls_logits=torch.zeros(1, 1, 1), box_residuals=torch.zeros(1, 1, 7),
+                      dir_logits=torch.zeros(1, 1, 2))
+    box_target = torch.tensor([[[0.03, 0.0, 0.06, 0.0, 0.0, 0.09, 0.0]]])  # x, z, h errors
+    targets = AnchorTargets(labels=torch.tensor([[1]]), box_residuals=box_target,
+                            dir_bins=torch.tensor([[0]]))
+    quadratic = [0.5 * v**2 * 9 for v in (0.03, 0.06, 0.09)]  # all below beta = 1/9
+    plain = detection_loss(head, targets, DetectionLossWeights())
+    assert float(plain.box) == pytest.approx(sum(quadratic), rel=1e-5)
+    vertical = DetectionLossWeights(code_weights=(1.0, 1.0, 4.0, 1.0, 1.0, 4.0, 1.0))
+    weighted = detection_loss(head, targets, vertical)
+    assert float(weighted.box) == pytest.approx(
+        quadratic[0] + 4 * quadratic[1] + 4 * quadratic[2], rel=1e-5)
+    assert float(weighted.cls) == float(plain.cls)  # only the box term changes
+    with pytest.raises(ConfigError, match="code_weights: need 7"):
+        DetectionLossWeights(code_weights=(1.0, 1.0))
+    with pytest.raises(ConfigError, match=r"code_weights\[5\]"):
+        DetectionLossWeights(code_weights=(1.0, 1.0, 1.0, 1.0, 1.0, -1.0, 1.0))
+
+
 def test_cmrd_target_thresholds_each_sample_at_its_own_max() -> None:
     teacher = torch.tensor([[[[10.0, 5.0], [0.0, 7.0]]], [[[1.0, 1.0], [1.0, 1.0]]]])
     assistant = torch.tensor([[[[0.0, 0.0], [0.0, 0.0]]], [[[0.0, 0.5], [0.9, 0.2]]]])

@@ -58,3 +58,18 @@ def test_bad_input_is_refused_with_exit_2(tmp_path: Path,
     for argv, message in cases:
         assert script.main(argv) == 2
         assert message in capsys.readouterr().err
+
+
+def test_second_bev_compares_with_the_second_models_bev_ceiling(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = [_scores(tmp_path / f"a{s}.json", [60.0 + s, 50.0, 40.0]) for s in range(3)]
+    second = [_scores(tmp_path / f"b{s}.json", [45.0, 40.0, 30.0 + s]) for s in range(3)]
+    assert script.main(["--first", *map(str, first), "--second", *map(str, second),
+                        "--seeds", "0", "1", "2", "--second-bev"]) == 0
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| AP")}
+    # the second model's APBEV is its AP3D + 10: Easy 60, 61, 62 against 55 → 5, 6, 7.
+    assert rows["AP3D Easy vs APBEV"][2] == "55.00 ± 0.00"
+    assert rows["AP3D Easy vs APBEV"][3] == "+5.00, +6.00, +7.00"
+    assert rows["AP3D Hard vs APBEV"][3] == "+0.00, -1.00, -2.00"
+    assert rows["APBEV Moderate vs APBEV"][3] == "+10.00, +10.00, +10.00"

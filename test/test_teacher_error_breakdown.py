@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_kitti_raw import kitti_camera_calib
 
+from monotakd_ros.data.kitti.calib import object_calib_from_camera_calib
 from monotakd_ros.data.kitti.labels import KittiLabels
+from monotakd_ros.data.kitti.object_dataset import KittiObjectWriter
 
 _SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "teacher_error_breakdown.py"
 _spec = importlib.util.spec_from_file_location("teacher_error_breakdown", _SCRIPT)
@@ -66,3 +69,30 @@ def test_table_shows_the_vertical_gap_closing() -> None:
     assert rows["GT z"] == rows["GT z + h"]  # h 1.8 vs 1.5 alone keeps 3D IoU 0.83 > 0.7
     assert rows["GT h"].startswith("0.00")  # centres 0.5 m apart: vertical IoU 0.5
     assert "mean |dz| 0.500 m" in table
+
+
+def test_model_vertical_errors_per_matched_car_with_its_range() -> None:
+    pred, gt = _scene()
+    rows = breakdown.matched_vertical_errors([pred], [gt], 0.3, "Car")
+    # Both cars: top 0.65 m too high (−0.55 vs 0.10), bottom 0.35 m, height 0.3 m; the
+    # pedestrian and the unmatched car are left out.
+    np.testing.assert_allclose(rows, [[np.hypot(1.0, 10.0), 0.65, 0.35, 0.3],
+                                      [np.hypot(4.0, 20.0), 0.65, 0.35, 0.3]], atol=1e-9)
+
+
+def test_point_errors_read_the_highest_return_and_the_ground_ring(tmp_path: Path) -> None:
+    calib = kitti_camera_calib()
+    seen = [1.0, 1.6, 10.0, 3.9, 1.5, 1.6, 0.0]  # x −0.95..2.95, z 9.2..10.8; top y 0.1
+    sparse = [-6.0, 1.6, 30.0, 3.9, 1.5, 1.6, 0.0]  # two returns only: not judged
+    roof = [[x, 0.14, z] for x in (0.5, 1.0, 1.5) for z in (9.5, 10.5)]  # 4 cm under the top
+    side = [[1.0, 1.0, 9.3], [1.2, 1.3, 9.3]]  # lower returns on the body
+    ground = [[x, 1.63, z] for x, z in ((-1.4, 10.0), (3.4, 10.0), (1.0, 8.6), (1.0, 11.4))]
+    far = [[-6.0, 0.5, 30.0], [-5.5, 0.6, 30.0]]
+    points_rect = np.array(roof + side + ground + far)
+    points = np.hstack([calib.rect_to_lidar(points_rect), np.zeros((len(points_rect), 1))])
+    labels = _labels([seen, sparse], ["Car", "Car"], score=False)
+    writer = KittiObjectWriter(tmp_path)
+    writer.write_frame("000000", np.zeros((8, 8, 3), np.uint8),
+                       object_calib_from_camera_calib(calib), points.astype(np.float32), labels)
+    rows = breakdown.point_vertical_errors(tmp_path, ["000000"], "Car")
+    np.testing.assert_allclose(rows, [[np.hypot(1.0, 10.0), 0.04, 0.03]], atol=1e-4)

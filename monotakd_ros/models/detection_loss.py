@@ -15,10 +15,14 @@ import torch
 import torch.nn.functional as F
 
 from monotakd_ros.configuration import bounded, check_fields
+from monotakd_ros.errors import ConfigError
 from monotakd_ros.models.config import DepthBinsConfig
 from monotakd_ros.models.lifting import depth_bin_indices, pooled_lidar_depth_m
 from monotakd_ros.models.outputs import HeadOutput
 from monotakd_ros.models.target_assigner import AnchorTargets
+
+RESIDUALS = 7  # box residuals per anchor: x, y, z, l, w, h, yaw
+NO_CODE_WEIGHTING = (1.0,) * RESIDUALS
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,15 @@ class DetectionLossWeights:
     focal_alpha: float = bounded(0.25, ge=0, le=1)
     focal_gamma: float = bounded(2.0, ge=0)
     smooth_l1_beta: float = bounded(1.0 / 9.0, ge=0)
+    # Per-residual weights of the Smooth-L1 term, in the coder's order (x, y, z, l, w, h, yaw);
+    # OpenPCDet's code_weights. All 1 as in SECOND / PointPillars.
+    code_weights: tuple[float, ...] = bounded(NO_CODE_WEIGHTING, ge=0)
 
     def __post_init__(self) -> None:
         check_fields(self, "detection")
+        if len(self.code_weights) != RESIDUALS:
+            raise ConfigError(f"detection.code_weights: need {RESIDUALS} weights (x, y, z, l, "
+                              f"w, h, yaw), got {len(self.code_weights)}")
 
 
 @dataclass
@@ -80,7 +90,10 @@ def detection_loss(head: HeadOutput, targets: AnchorTargets,
     focal = sigmoid_focal_loss(cls_logits, one_hot, weights.focal_alpha, weights.focal_gamma)
     cls = (focal.sum(dim=-1) * cared / per_frame).sum() / frames
     diff = residual_difference(head.box_residuals.float(), targets.box_residuals)
-    box_per_anchor = smooth_l1(diff, weights.smooth_l1_beta).sum(dim=-1)
+    box_per_anchor = smooth_l1(diff, weights.smooth_l1_beta)
+    if weights.code_weights != NO_CODE_WEIGHTING:
+        box_per_anchor = box_per_anchor * diff.new_tensor(weights.code_weights)
+    box_per_anchor = box_per_anchor.sum(dim=-1)
     box = (box_per_anchor * positives / per_frame).sum() / frames
     ce = F.cross_entropy(head.dir_logits.float().flatten(0, 1), targets.dir_bins.flatten(),
                          reduction="none").view(batch, -1)
