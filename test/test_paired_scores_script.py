@@ -20,14 +20,21 @@ def _scores(path: Path, car_3d: list[float], split: str = "test") -> Path:
     return path
 
 
+def _table_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str], first_3d: list[list[float]],
+                second_3d: list[list[float]], *options: str) -> dict[str, list[str]]:
+    """The script's rows (cells split on " | ") by metric, for seeds 0, 1, 2."""
+    first = [_scores(tmp_path / f"a{s}.json", v) for s, v in enumerate(first_3d)]
+    second = [_scores(tmp_path / f"b{s}.json", v) for s, v in enumerate(second_3d)]
+    assert script.main(["--first", *map(str, first), "--second", *map(str, second),
+                        "--seeds", "0", "1", "2", *options]) == 0
+    return {line.split(" | ")[0].strip("| "): line.split(" | ")
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| AP")}
+
+
 def test_differences_pair_by_seed_with_the_t_interval(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    first = [_scores(tmp_path / f"a{s}.json", [50.0 + s, 40.0 + 2 * s, 30.0]) for s in range(3)]
-    second = [_scores(tmp_path / f"b{s}.json", [45.0, 40.0, 30.0 + s]) for s in range(3)]
-    assert script.main(["--first", *map(str, first), "--second", *map(str, second),
-                        "--seeds", "0", "1", "2", "--names", "teacher", "TA"]) == 0
-    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")
-            for line in capsys.readouterr().out.splitlines() if line.startswith("| AP")}
+    rows = _table_rows(tmp_path, capsys, [[50.0 + s, 40.0 + 2 * s, 30.0] for s in range(3)],
+                       [[45.0, 40.0, 30.0 + s] for s in range(3)], "--names", "teacher", "TA")
     # Easy: differences 5, 6, 7 → mean 6, std 1, half-width t(0.975, 2) · 1 / √3 = 2.484.
     assert rows["AP3D Easy"][3] == "+5.00, +6.00, +7.00"
     assert rows["AP3D Easy"][4] == "+6.00 ± 1.00"
@@ -62,12 +69,8 @@ def test_bad_input_is_refused_with_exit_2(tmp_path: Path,
 
 def test_second_bev_compares_with_the_second_models_bev_ceiling(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    first = [_scores(tmp_path / f"a{s}.json", [60.0 + s, 50.0, 40.0]) for s in range(3)]
-    second = [_scores(tmp_path / f"b{s}.json", [45.0, 40.0, 30.0 + s]) for s in range(3)]
-    assert script.main(["--first", *map(str, first), "--second", *map(str, second),
-                        "--seeds", "0", "1", "2", "--second-bev"]) == 0
-    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")
-            for line in capsys.readouterr().out.splitlines() if line.startswith("| AP")}
+    rows = _table_rows(tmp_path, capsys, [[60.0 + s, 50.0, 40.0] for s in range(3)],
+                       [[45.0, 40.0, 30.0 + s] for s in range(3)], "--second-bev")
     # the second model's APBEV is its AP3D + 10: Easy 60, 61, 62 against 55 → 5, 6, 7.
     assert rows["AP3D Easy vs APBEV"][2] == "55.00 ± 0.00"
     assert rows["AP3D Easy vs APBEV"][3] == "+5.00, +6.00, +7.00"
