@@ -96,3 +96,20 @@ def test_point_errors_read_the_highest_return_and_the_ground_ring(tmp_path: Path
                        object_calib_from_camera_calib(calib), points.astype(np.float32), labels)
     rows = breakdown.point_vertical_errors(tmp_path, ["000000"], "Car")
     np.testing.assert_allclose(rows, [[np.hypot(1.0, 10.0), 0.04, 0.03]], atol=1e-4)
+
+
+def test_centre_table_gives_each_object_its_nearest_same_class_detection() -> None:
+    pred, gt = _scene()
+    gt = _labels([*gt.boxes_cam.tolist(), [1.2, 1.7, 10.0, 0.8, 1.7, 0.6, 0.0],
+                  [5.0, 1.7, 40.0, 0.8, 1.7, 0.6, 0.0]],
+                 ["Car", "Car", "Pedestrian", "Pedestrian"], score=False)
+    # Cars: detections on both centres. Pedestrians: the one detection (x 1.0, z 10.0) is
+    # 0.2 m from the first and far from the second.
+    rows = breakdown.nearest_detection_m([pred], [gt], "Pedestrian")
+    np.testing.assert_allclose(rows, [[np.hypot(1.2, 10.0), 0.2],
+                                      [np.hypot(5.0, 40.0), np.hypot(4.0, 30.0)]], atol=1e-9)
+    table = breakdown.centre_table([pred], [gt], ("Car", "Pedestrian", "Cyclist"))
+    assert "| Car | 0–20 m | 1 | 1.00 | 1.00 | 0.00 m |" in table
+    assert "| Pedestrian | 0–20 m | 1 | 1.00 | 1.00 | 0.20 m |" in table
+    assert "| Pedestrian | 35–80 m | 1 | 0.00 | 0.00 | 30.27 m |" in table
+    assert "Cyclist" not in table  # no labelled cyclist: no row
