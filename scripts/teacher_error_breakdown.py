@@ -13,7 +13,8 @@ four variants with the KITTI R40 evaluator:
 If AP3D climbs to APBEV with GT z + h, the 3D gap is vertical. Also prints the mean |dz| and
 |dh| of the matched boxes (camera y is down: centre y = bottom y - h / 2).
 
-``--by-range`` adds, per distance band, the matched cars' mean |Δtop|, |Δbottom| and |Δh|
+``--by-range`` adds a "GT z + h" row per distance band (GT values for that band's matches
+only: which ranges hold the 3D gap) and, per band, the matched cars' mean |Δtop|, |Δbottom|, |Δh|
 beside what the raw LiDAR points tell without learning: the highest return inside each labelled
 car's footprint against its top, and the median height of the ground returns in a 1 m ring
 around it against its bottom. Where the points are far off, the sensor, not the model, limits
@@ -72,11 +73,18 @@ def matched_ground_truth(pred: KittiLabels, gt: KittiLabels, min_iou: float) -> 
     return match
 
 
-def substituted(pred: KittiLabels, gt: KittiLabels, match: np.ndarray,
-                variant: str) -> KittiLabels:
-    """``pred`` with GT vertical centre and/or height swapped into its matched boxes."""
+def substituted(pred: KittiLabels, gt: KittiLabels, match: np.ndarray, variant: str,
+                range_m: tuple[float, float] | None = None) -> KittiLabels:
+    """``pred`` with GT vertical centre and/or height swapped into its matched boxes.
+
+    ``range_m`` (low, high): only matches whose ground truth lies in that range take GT values.
+    """
     boxes = pred.boxes_cam.copy()
     hit = match >= 0
+    if range_m is not None:
+        theirs_all = gt.boxes_cam[np.maximum(match, 0)]
+        distance = np.hypot(theirs_all[:, 0], theirs_all[:, 2])
+        hit &= (distance >= range_m[0]) & (distance < range_m[1])
     if variant == "as predicted" or not hit.any():
         return pred
     mine, theirs = boxes[hit], gt.boxes_cam[match[hit]]
@@ -218,17 +226,24 @@ def predict_split(args: argparse.Namespace) -> tuple[list[KittiLabels], list[Kit
 
 
 def breakdown_table(preds: list[KittiLabels], gts: list[KittiLabels],
-                    class_names: Sequence[str], min_iou: float) -> str:
-    """Markdown table: Car AP3D / APBEV R40 (E/M/H) per variant, then vertical errors."""
+                    class_names: Sequence[str], min_iou: float, by_range: bool = False) -> str:
+    """Markdown table: Car AP3D / APBEV R40 (E/M/H) per variant, then vertical errors.
+
+    ``by_range`` adds one "GT z + h" row per range band: how much of the 3D gap each band holds.
+    """
     matches = [matched_ground_truth(p, g, min_iou) for p, g in zip(preds, gts, strict=True)]
+    rows: list[tuple[str, str, tuple[float, float] | None]] = [(v, v, None) for v in VARIANTS]
+    if by_range:
+        rows += [(f"GT z + h, {low:.0f}–{high:.0f} m only", "GT z + h", (low, high))
+                 for low, high in RANGE_BANDS_M]
     lines = ["| Variant | AP3D E / M / H | APBEV E / M / H |", "|---|---|---|"]
-    for variant in VARIANTS:
-        swapped = [substituted(p, g, m, variant) for p, g, m in zip(preds, gts, matches,
-                                                                     strict=True)]
+    for label, variant, range_m in rows:
+        swapped = [substituted(p, g, m, variant, range_m)
+                   for p, g, m in zip(preds, gts, matches, strict=True)]
         result = validation_result(gts, swapped, class_names)
         ap3d = " / ".join(f"{v:.2f}" for v in result.ap3d_r40)
         apbev = " / ".join(f"{v:.2f}" for v in result.apbev_r40)
-        lines.append(f"| {variant} | {ap3d} | {apbev} |")
+        lines.append(f"| {label} | {ap3d} | {apbev} |")
     dz, dh, count = vertical_errors_m(preds, gts, matches)
     lines.append("")
     lines.append(f"Matched detections (BEV IoU >= {min_iou}): {count}; mean |dz| {dz:.3f} m, "
@@ -269,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"{args.stage} {args.checkpoint} on {args.data} split {args.split} "
           f"({len(gts)} frames)")
-    print(breakdown_table(preds, gts, class_names, args.match_iou))
+    print(breakdown_table(preds, gts, class_names, args.match_iou, args.by_range))
     if args.by_range:
         print()
         print(range_table(matched_vertical_errors(preds, gts, args.match_iou, "Car"),

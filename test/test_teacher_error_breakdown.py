@@ -113,3 +113,20 @@ def test_centre_table_gives_each_object_its_nearest_same_class_detection() -> No
     assert "| Pedestrian | 0–20 m | 1 | 1.00 | 1.00 | 0.20 m |" in table
     assert "| Pedestrian | 35–80 m | 1 | 0.00 | 0.00 | 30.27 m |" in table
     assert "Cyclist" not in table  # no labelled cyclist: no row
+
+
+def test_range_limited_substitution_touches_only_matches_in_the_band() -> None:
+    pred, gt = _scene()  # matched cars at 10.0 m and 20.4 m
+    match = breakdown.matched_ground_truth(pred, gt, 0.3)
+    near = breakdown.substituted(pred, gt, match, "GT z + h", (0.0, 20.0))
+    np.testing.assert_allclose(near.boxes_cam[0], gt.boxes_cam[0])
+    np.testing.assert_allclose(near.boxes_cam[1:], pred.boxes_cam[1:])
+    table = breakdown.breakdown_table([pred] * 40, [gt] * 40, ("Car",), 0.3, by_range=True)
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in
+            table.splitlines() if line.startswith("| ") and "Variant" not in line}
+    # One car right in 3D: recall stops at 0.5 (20 of 40 recall points). The near car's box
+    # scores highest, so its points have precision 1 (AP 50); the far car's box comes after
+    # the near car's false positives, precision 0.5 (AP 25).
+    assert rows["GT z + h, 0–20 m only"] == "50.00 / 50.00 / 50.00"
+    assert rows["GT z + h, 20–35 m only"] == "25.00 / 25.00 / 25.00"
+    assert rows["GT z + h, 35–80 m only"] == rows["as predicted"]
