@@ -279,16 +279,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         preds, gts, class_names, frame_ids = predict_split(args)
+        point_errors = (point_vertical_errors(args.data, frame_ids, "Car") if args.by_range
+                        else None)
     except MonotakdError as err:
         LOG.error("%s", err)
         return 2
     print(f"{args.stage} {args.checkpoint} on {args.data} split {args.split} "
           f"({len(gts)} frames)")
     print(breakdown_table(preds, gts, class_names, args.match_iou, args.by_range))
-    if args.by_range:
+    if point_errors is not None:
         print()
         print(range_table(matched_vertical_errors(preds, gts, args.match_iou, "Car"),
-                          point_vertical_errors(args.data, frame_ids, "Car")))
+                          point_errors))
     if args.centres:
         print()
         print(centre_table(preds, gts, class_names))
