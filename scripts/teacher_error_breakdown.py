@@ -73,6 +73,22 @@ def matched_ground_truth(pred: KittiLabels, gt: KittiLabels, min_iou: float) -> 
     return match
 
 
+def all_matches(preds: Sequence[KittiLabels], gts: Sequence[KittiLabels],
+                min_iou: float) -> list[np.ndarray]:
+    """``matched_ground_truth`` of every frame."""
+    return [matched_ground_truth(p, g, min_iou) for p, g in zip(preds, gts, strict=True)]
+
+
+def ground_range_m(boxes_cam: np.ndarray) -> np.ndarray:
+    """(N,) horizontal distance of each box centre from the camera."""
+    return np.hypot(boxes_cam[:, 0], boxes_cam[:, 2])
+
+
+def in_band(rows: np.ndarray, low: float, high: float) -> np.ndarray:
+    """The rows whose first column (a range in metres) lies in [low, high)."""
+    return rows[(rows[:, 0] >= low) & (rows[:, 0] < high)]
+
+
 def substituted(pred: KittiLabels, gt: KittiLabels, match: np.ndarray, variant: str,
                 range_m: tuple[float, float] | None = None) -> KittiLabels:
     """``pred`` with GT vertical centre and/or height swapped into its matched boxes.
@@ -82,8 +98,7 @@ def substituted(pred: KittiLabels, gt: KittiLabels, match: np.ndarray, variant: 
     boxes = pred.boxes_cam.copy()
     hit = match >= 0
     if range_m is not None:
-        theirs_all = gt.boxes_cam[np.maximum(match, 0)]
-        distance = np.hypot(theirs_all[:, 0], theirs_all[:, 2])
+        distance = ground_range_m(gt.boxes_cam[np.maximum(match, 0)])
         hit &= (distance >= range_m[0]) & (distance < range_m[1])
     if variant == "as predicted" or not hit.any():
         return pred
@@ -115,17 +130,16 @@ def vertical_errors_m(preds: Sequence[KittiLabels], gts: Sequence[KittiLabels],
 
 
 def matched_vertical_errors(preds: Sequence[KittiLabels], gts: Sequence[KittiLabels],
-                            min_iou: float, class_name: str) -> np.ndarray:
+                            matches: Sequence[np.ndarray], class_name: str) -> np.ndarray:
     """(N, 4) per matched detection: range, |Δtop|, |Δbottom|, |Δh| in metres."""
     rows = []
-    for pred, gt in zip(preds, gts, strict=True):
-        match = matched_ground_truth(pred, gt, min_iou)
+    for pred, gt, match in zip(preds, gts, matches, strict=True):
         hit = (match >= 0) & (pred.names == class_name)
         mine, theirs = pred.boxes_cam[hit], gt.boxes_cam[match[hit]]
         bottom = np.abs(mine[:, _Y] - theirs[:, _Y])
         top = np.abs((mine[:, _Y] - mine[:, _H]) - (theirs[:, _Y] - theirs[:, _H]))
         height = np.abs(mine[:, _H] - theirs[:, _H])
-        rows.append(np.stack([np.hypot(theirs[:, 0], theirs[:, 2]), top, bottom, height], 1))
+        rows.append(np.stack([ground_range_m(theirs), top, bottom, height], 1))
     return np.concatenate(rows or [np.zeros((0, 4))])
 
 
@@ -173,7 +187,7 @@ def centre_table(preds: Sequence[KittiLabels], gts: Sequence[KittiLabels],
     for class_name in class_names:
         rows = nearest_detection_m(preds, gts, class_name)
         for low, high in RANGE_BANDS_M:
-            gap = rows[(rows[:, 0] >= low) & (rows[:, 0] < high), 1]
+            gap = in_band(rows, low, high)[:, 1]
             if len(gap):
                 lines.append(f"| {class_name} | {low:.0f}–{high:.0f} m | {len(gap)} | "
                              f"{np.mean(gap < 1.0):.2f} | {np.mean(gap < 0.3):.2f} | "
@@ -186,8 +200,7 @@ def range_table(model: np.ndarray, points: np.ndarray) -> str:
     lines = ["| Range | matched | model abs(Δtop) / abs(Δbottom) / abs(Δh) | objects with "
              "returns | points abs(Δtop) / abs(Δbottom) |", "|---|---|---|---|---|"]
     for low, high in RANGE_BANDS_M:
-        m = model[(model[:, 0] >= low) & (model[:, 0] < high)]
-        q = points[(points[:, 0] >= low) & (points[:, 0] < high)]
+        m, q = in_band(model, low, high), in_band(points, low, high)
         model_cells = " / ".join(f"{v:.3f}" for v in m[:, 1:].mean(0)) if len(m) else "-"
         point_cells = " / ".join(f"{v:.3f}" for v in q[:, 1:].mean(0)) if len(q) else "-"
         lines.append(f"| {low:.0f}–{high:.0f} m | {len(m)} | {model_cells} | {len(q)} | "
@@ -226,12 +239,12 @@ def predict_split(args: argparse.Namespace) -> tuple[list[KittiLabels], list[Kit
 
 
 def breakdown_table(preds: list[KittiLabels], gts: list[KittiLabels],
-                    class_names: Sequence[str], min_iou: float, by_range: bool = False) -> str:
+                    matches: Sequence[np.ndarray], class_names: Sequence[str], min_iou: float,
+                    by_range: bool = False) -> str:
     """Markdown table: Car AP3D / APBEV R40 (E/M/H) per variant, then vertical errors.
 
     ``by_range`` adds one "GT z + h" row per range band: how much of the 3D gap each band holds.
     """
-    matches = [matched_ground_truth(p, g, min_iou) for p, g in zip(preds, gts, strict=True)]
     rows: list[tuple[str, str, tuple[float, float] | None]] = [(v, v, None) for v in VARIANTS]
     if by_range:
         rows += [(f"GT z + h, {low:.0f}–{high:.0f} m only", "GT z + h", (low, high))
@@ -286,11 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"{args.stage} {args.checkpoint} on {args.data} split {args.split} "
           f"({len(gts)} frames)")
-    print(breakdown_table(preds, gts, class_names, args.match_iou, args.by_range))
+    matches = all_matches(preds, gts, args.match_iou)
+    print(breakdown_table(preds, gts, matches, class_names, args.match_iou, args.by_range))
     if point_errors is not None:
         print()
-        print(range_table(matched_vertical_errors(preds, gts, args.match_iou, "Car"),
-                          point_errors))
+        print(range_table(matched_vertical_errors(preds, gts, matches, "Car"), point_errors))
     if args.centres:
         print()
         print(centre_table(preds, gts, class_names))

@@ -61,7 +61,9 @@ def test_substitutions_replace_only_the_vertical_values() -> None:
 def test_table_shows_the_vertical_gap_closing() -> None:
     pred, gt = _scene()
     # 40 frames: KITTI's R40 sampling needs enough true positives to reach every recall point.
-    table = breakdown.breakdown_table([pred] * 40, [gt] * 40, ("Car",), 0.3)
+    preds, gts = [pred] * 40, [gt] * 40
+    table = breakdown.breakdown_table(preds, gts, breakdown.all_matches(preds, gts, 0.3),
+                                      ("Car",), 0.3)
     rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in
             table.splitlines() if line.startswith("| ") and "Variant" not in line}
     assert rows["as predicted"].startswith("0.00")  # 3D IoU of a box 0.5 m off is < 0.7
@@ -73,7 +75,8 @@ def test_table_shows_the_vertical_gap_closing() -> None:
 
 def test_model_vertical_errors_per_matched_car_with_its_range() -> None:
     pred, gt = _scene()
-    rows = breakdown.matched_vertical_errors([pred], [gt], 0.3, "Car")
+    matches = breakdown.all_matches([pred], [gt], 0.3)
+    rows = breakdown.matched_vertical_errors([pred], [gt], matches, "Car")
     # Both cars: top 0.65 m too high (−0.55 vs 0.10), bottom 0.35 m, height 0.3 m; the
     # pedestrian and the unmatched car are left out.
     np.testing.assert_allclose(rows, [[np.hypot(1.0, 10.0), 0.65, 0.35, 0.3],
@@ -121,7 +124,9 @@ def test_range_limited_substitution_touches_only_matches_in_the_band() -> None:
     near = breakdown.substituted(pred, gt, match, "GT z + h", (0.0, 20.0))
     np.testing.assert_allclose(near.boxes_cam[0], gt.boxes_cam[0])
     np.testing.assert_allclose(near.boxes_cam[1:], pred.boxes_cam[1:])
-    table = breakdown.breakdown_table([pred] * 40, [gt] * 40, ("Car",), 0.3, by_range=True)
+    preds, gts = [pred] * 40, [gt] * 40
+    table = breakdown.breakdown_table(preds, gts, breakdown.all_matches(preds, gts, 0.3),
+                                      ("Car",), 0.3, by_range=True)
     rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in
             table.splitlines() if line.startswith("| ") and "Variant" not in line}
     # One car right in 3D: recall stops at 0.5 (20 of 40 recall points). The near car's box

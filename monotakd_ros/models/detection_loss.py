@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from monotakd_ros.configuration import bounded, check_fields
 from monotakd_ros.errors import ConfigError
 from monotakd_ros.models.config import DepthBinsConfig
+from monotakd_ros.models.head import BOX_CODE_SIZE
 from monotakd_ros.models.lifting import depth_bin_indices, pooled_lidar_depth_m
 from monotakd_ros.models.outputs import HeadOutput
 from monotakd_ros.models.target_assigner import AnchorTargets
 
-RESIDUALS = 7  # box residuals per anchor: x, y, z, l, w, h, yaw
-NO_CODE_WEIGHTING = (1.0,) * RESIDUALS
+NO_CODE_WEIGHTING = (1.0,) * BOX_CODE_SIZE
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,8 @@ class DetectionLossWeights:
 
     def __post_init__(self) -> None:
         check_fields(self, "detection")
-        if len(self.code_weights) != RESIDUALS:
-            raise ConfigError(f"detection.code_weights: need {RESIDUALS} weights (x, y, z, l, "
+        if len(self.code_weights) != BOX_CODE_SIZE:
+            raise ConfigError(f"detection.code_weights: need {BOX_CODE_SIZE} weights (x, y, z, l, "
                               f"w, h, yaw), got {len(self.code_weights)}")
 
 
